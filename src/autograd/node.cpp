@@ -1,0 +1,152 @@
+// Graph nodes, recording, saved outputs, grad mode and anomaly mode.
+#include "autograd/node.h"
+
+#include <atomic>
+#include <cmath>
+
+#include "backend/backend.h"
+#include "soma/ops.h"
+
+namespace soma {
+
+namespace {
+thread_local bool tl_grad_enabled = true;
+std::atomic<bool> g_anomaly{false};
+std::atomic<uint64_t> g_seq{0};
+
+// Iterative teardown. Destroying a node releases its children and its closure (whose captured
+// tensors hold further nodes). The outermost ~Node drains these in a loop; nested ones only
+// hand their parts over, so the stack depth stays constant however long the chain.
+thread_local int tl_teardown_depth = 0;
+thread_local std::vector<std::shared_ptr<Node>> tl_pending_nodes;
+thread_local std::vector<BackwardFn> tl_pending_fns;
+thread_local std::vector<std::shared_ptr<TensorImpl>> tl_pending_impls;
+}  // namespace
+
+bool is_grad_enabled() { return tl_grad_enabled; }
+void set_grad_enabled(bool e) { tl_grad_enabled = e; }
+namespace autograd {
+bool is_anomaly_enabled() { return g_anomaly.load(std::memory_order_relaxed); }
+void set_anomaly_enabled(bool e) { g_anomaly.store(e); }
+}  // namespace autograd
+
+Node::Node() : seq(g_seq.fetch_add(1, std::memory_order_relaxed)) {}
+
+Node::~Node() {
+    for (auto& n : next)
+        if (n) tl_pending_nodes.push_back(std::move(n));
+    if (backward) tl_pending_fns.push_back(std::move(backward));
+    if (leaf) tl_pending_impls.push_back(std::move(leaf));
+    if (tl_teardown_depth > 0) return;
+    ++tl_teardown_depth;
+    while (!tl_pending_nodes.empty() || !tl_pending_fns.empty() || !tl_pending_impls.empty()) {
+        if (!tl_pending_nodes.empty()) {
+            std::shared_ptr<Node> n = std::move(tl_pending_nodes.back());
+            tl_pending_nodes.pop_back();
+        } else if (!tl_pending_fns.empty()) {
+            BackwardFn f = std::move(tl_pending_fns.back());
+            tl_pending_fns.pop_back();
+        } else {
+            std::shared_ptr<TensorImpl> t = std::move(tl_pending_impls.back());
+            tl_pending_impls.pop_back();
+        }
+    }
+    --tl_teardown_depth;
+}
+
+void Node::release() {
+    BackwardFn f = std::move(backward);
+    backward = nullptr;
+    saved.clear();
+    released = true;
+}
+
+std::shared_ptr<Node> grad_accumulator(const Tensor& leaf) {
+    TensorImpl* impl = leaf.impl();
+    if (auto acc = impl->grad_accumulator.lock()) return acc;
+    auto acc = std::make_shared<Node>();
+    acc->name = "AccumulateGrad";
+    acc->leaf = leaf.impl_ptr();
+    acc->shape = leaf.shape();
+    acc->dtype = leaf.dtype();
+    impl->grad_accumulator = acc;
+    return acc;
+}
+
+std::shared_ptr<Node> gradient_edge(const Tensor& t) {
+    TensorImpl* impl = t.impl();
+    if (impl->grad_fn) return impl->grad_fn;
+    if (impl->requires_grad) return grad_accumulator(t);
+    return nullptr;
+}
+
+bool needs_grad(std::initializer_list<const Tensor*> inputs) {
+    if (!tl_grad_enabled) return false;
+    for (const Tensor* t : inputs)
+        if (t->defined() && t->requires_grad()) return true;
+    return false;
+}
+bool needs_grad(const std::vector<Tensor>& inputs) {
+    if (!tl_grad_enabled) return false;
+    for (const Tensor& t : inputs)
+        if (t.defined() && t.requires_grad()) return true;
+    return false;
+}
+
+void check_anomaly_forward(const char* name, const Tensor& out) {
+    if (!is_floating(out.dtype()) || out.numel() == 0) return;
+    NoGradGuard ng;
+    Tensor fin = make_tensor(out.shape(), DType::boolean, out.device());
+    backend(out).unary(UnaryOp::isfinite, out, fin, 0, 0);
+    for (bool b : fin.to_vector<bool>())
+        if (!b)
+            throw AutogradError(detail::concat("anomaly: function '", name,
+                                               "' produced nan or inf in its forward output "
+                                               "(shape ",
+                                               shape_str(out.shape()), ")"));
+}
+
+Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn fn,
+              const std::vector<Tensor>& saved) {
+    if (autograd::is_anomaly_enabled()) check_anomaly_forward(name, out);
+    if (!needs_grad(inputs) || !is_floating(out.dtype())) return out;
+    auto node = std::make_shared<Node>();
+    node->name = name;
+    node->next.reserve(inputs.size());
+    for (const Tensor& t : inputs) node->next.push_back(t.defined() ? gradient_edge(t) : nullptr);
+    node->backward = std::move(fn);
+    node->saved.reserve(saved.size());
+    for (const Tensor& s : saved) node->saved.emplace_back(s.impl()->storage, s.version());
+    node->shape = out.shape();
+    node->dtype = out.dtype();
+    out.impl()->grad_fn = std::move(node);
+    return out;
+}
+
+SavedOutput::SavedOutput(const Tensor& out) : data_(out.detach()) {}
+
+Tensor SavedOutput::get() const {
+    auto node = node_.lock();
+    if (!node || !is_grad_enabled()) return data_;
+    // Re-attach the producing node so double backward differentiates through the output.
+    Tensor t = data_.detach();
+    t.impl()->grad_fn = node;
+    return t;
+}
+
+Tensor record_with_output(const char* name, Tensor out, const std::vector<Tensor>& inputs,
+                          std::function<std::vector<Tensor>(const Tensor&, const Tensor&)> fn,
+                          const std::vector<Tensor>& saved) {
+    if (autograd::is_anomaly_enabled()) check_anomaly_forward(name, out);
+    if (!needs_grad(inputs) || !is_floating(out.dtype())) return out;
+    auto holder = std::make_shared<SavedOutput>(out);
+    std::vector<Tensor> sv = saved;
+    sv.push_back(out);
+    Tensor r = record(
+        name, out, inputs,
+        [holder, fn = std::move(fn)](const Tensor& g) { return fn(g, holder->get()); }, sv);
+    holder->bind(r.grad_fn());
+    return r;
+}
+
+}  // namespace soma

@@ -1,0 +1,78 @@
+// Internal: autograd graph nodes and the `record` helper every op uses.
+//
+// A Node has exactly one output (the tensor whose grad_fn it is) and one edge per input. Its
+// backward maps d(loss)/d(output) to one gradient per input (undefined = no contribution).
+// Backward closures are written in differentiable ops, so double backward comes for free.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "core/tensor_impl.h"
+#include "soma/autograd.h"
+
+namespace soma {
+
+using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad)>;
+
+struct Node {
+    const char* name = "";
+    std::vector<std::shared_ptr<Node>> next;  // per input; null when that input needs no grad
+    BackwardFn backward;
+    /// Saved tensors with their version when saved: backward refuses to run if any changed.
+    std::vector<std::pair<std::shared_ptr<Storage>, uint64_t>> saved;
+    std::vector<TensorHook> pre_hooks;   // hooks registered on the output (non-leaf)
+    std::weak_ptr<TensorImpl> retained;  // output tensor that asked for retain_grad
+    Shape shape;                         // output shape: incoming gradients must match it
+    DType dtype = DType::float32;
+    uint64_t seq = 0;  // creation order; later nodes run first
+    bool released = false;
+    // AccumulateGrad nodes (leaves): the leaf itself. Strong reference, as in PyTorch; the leaf
+    // holds only a weak pointer back.
+    std::shared_ptr<TensorImpl> leaf;
+
+    Node();
+    ~Node();  // iterative teardown: a 100k-node chain must not overflow the stack
+    Node(const Node&) = delete;
+    Node& operator=(const Node&) = delete;
+    void release();  // drops the closure and saved tensors (after backward without retain_graph)
+};
+
+/// The AccumulateGrad node of a leaf that requires grad (created once, then reused).
+std::shared_ptr<Node> grad_accumulator(const Tensor& leaf);
+/// The edge a gradient for `t` flows along (grad_fn, accumulator, or null).
+std::shared_ptr<Node> gradient_edge(const Tensor& t);
+
+/// True when recording is on and some input requires grad.
+bool needs_grad(std::initializer_list<const Tensor*> inputs);
+bool needs_grad(const std::vector<Tensor>& inputs);
+
+/// Attaches a backward node to `out` if any input requires grad (and grad mode is on).
+/// `saved` lists tensors captured by `fn` whose in-place modification must be detected.
+/// Returns `out`. Also runs the anomaly-mode forward check.
+Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn fn,
+              const std::vector<Tensor>& saved = {});
+
+/// A saved output: captured without a strong reference cycle (output -> node -> output).
+/// get() reattaches the node while it is alive so double backward sees through it.
+class SavedOutput {
+  public:
+    SavedOutput() = default;
+    explicit SavedOutput(const Tensor& out);
+    Tensor get() const;
+    void bind(const std::shared_ptr<Node>& node) { node_ = node; }
+
+  private:
+    Tensor data_;  // detached alias
+    std::weak_ptr<Node> node_;
+};
+
+/// Records with a backward that needs the op's own output: `fn(grad, out)`.
+Tensor record_with_output(const char* name, Tensor out, const std::vector<Tensor>& inputs,
+                          std::function<std::vector<Tensor>(const Tensor&, const Tensor&)> fn,
+                          const std::vector<Tensor>& saved = {});
+
+void check_anomaly_forward(const char* name, const Tensor& out);
+
+}  // namespace soma
