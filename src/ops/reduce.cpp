@@ -4,7 +4,6 @@
 namespace soma {
 #define SOMA_TODO(sig) \
     sig { throw Error("not implemented yet"); }
-SOMA_TODO(Tensor sum(const Tensor&, const Shape&, bool))
 SOMA_TODO(Tensor mean(const Tensor&, const Shape&, bool))
 SOMA_TODO(Tensor prod(const Tensor&, const Shape&, bool))
 SOMA_TODO(Tensor max(const Tensor&))
@@ -23,5 +22,4 @@ SOMA_TODO(Tensor norm(const Tensor&, double, const Shape&, bool))
 SOMA_TODO(Tensor logsumexp(const Tensor&, const Shape&, bool))
 SOMA_TODO(Tensor softmax(const Tensor&, int64_t))
 SOMA_TODO(Tensor log_softmax(const Tensor&, int64_t))
-SOMA_TODO(Tensor sum_to(const Tensor&, const Shape&))
 }  // namespace soma
