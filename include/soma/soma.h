@@ -6,5 +6,6 @@
 #include "soma/error.h"
 #include "soma/gradcheck.h"
 #include "soma/ops.h"
+#include "soma/parallel.h"
 #include "soma/random.h"
 #include "soma/tensor.h"

@@ -59,8 +59,11 @@ void ProgressBar::update(int64_t done, int64_t samples, double loss) {
         std::fflush(out_);
     } else {
         int64_t decile = total_ > 0 ? done * 10 / total_ : 10;
-        if (decile == last_decile_ || decile == 0 || done == total_) return;
+        // Plain mode: a line at each new tenth, at most one every 2 s (short epochs stay quiet).
+        if (decile == last_decile_ || decile == 0 || done == total_ || t - last_draw_ < 2.0) return;
+        if (last_draw_ < 0 && el < 2.0) return;
         last_decile_ = decile;
+        last_draw_ = t;
         std::fprintf(out_, "%s %lld/%lld (%lld%%) %.0f samples/s ETA %s loss %.4f\n",
                      label_.c_str(), static_cast<long long>(done), static_cast<long long>(total_),
                      static_cast<long long>(decile * 10), rate, hms(eta).c_str(), loss);
@@ -123,7 +126,7 @@ struct Series {
 };
 
 void panel(Canvas& c, int x0, int y0, int w, int h, const std::string& title,
-           const std::vector<Series>& series) {
+           const std::vector<Series>& series, bool legend_bottom) {
     const int left = 60, bottom = 30, top = 24, right = 10;
     int px0 = x0 + left, px1 = x0 + w - right, py0 = y0 + top, py1 = y0 + h - bottom;
     double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
@@ -161,7 +164,7 @@ void panel(Canvas& c, int x0, int y0, int w, int h, const std::string& title,
         c.text(x - Canvas::text_width(l) / 2, py1 + 8, l, 0x404040);
     }
     c.text((px0 + px1) / 2 - Canvas::text_width("epoch") / 2, py1 + 19, "epoch", 0x404040);
-    int ly = py0 + 6;
+    int ly = legend_bottom ? py1 - 6 - 12 * static_cast<int>(series.size()) : py0 + 6;
     for (auto& s : series) {
         bool any = false;
         for (size_t i = 0; i < s.x.size(); ++i) {
@@ -199,8 +202,9 @@ void plot_curves_png(const std::string& path, const std::vector<EpochLog>& h, Ta
         tm.x.push_back(x), tm.y.push_back(e.train_metric);
         vm.x.push_back(x), vm.y.push_back(e.val_metric);
     }
-    panel(c, 0, y0, W / 2, H, "loss", {tl, vl});
-    panel(c, W / 2, y0, W / 2, H, task == Task::classification ? "accuracy" : "rmse", {tm, vm});
+    panel(c, 0, y0, W / 2, H, "loss", {tl, vl}, false);
+    panel(c, W / 2, y0, W / 2, H, task == Task::classification ? "accuracy" : "rmse", {tm, vm},
+          task == Task::classification);
     c.save_png(path);
 }
 

@@ -41,7 +41,7 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias = {
 
 struct Pool2dArgs {
     std::array<int64_t, 2> kernel{2, 2};
-    std::optional<std::array<int64_t, 2>> stride;  // default: kernel
+    std::optional<std::array<int64_t, 2>> stride{};  // default: kernel
     std::array<int64_t, 2> padding{0, 0}, dilation{1, 1};
     bool ceil_mode = false;
     bool count_include_pad = true;  // avg_pool2d only
@@ -73,7 +73,7 @@ Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction r = Reduc
                   double delta = 1.0);
 
 struct CrossEntropyArgs {
-    Tensor weight;  // [C] class weights (optional)
+    Tensor weight = {};  // [C] class weights (optional)
     int64_t ignore_index = -100;
     Reduction reduction = Reduction::mean;
     double label_smoothing = 0.0;

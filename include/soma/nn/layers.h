@@ -164,7 +164,7 @@ class Flatten : public Module {
 
 struct EmbeddingOptions {
     int64_t num = 0, dim = 0;
-    std::optional<int64_t> padding_idx;
+    std::optional<int64_t> padding_idx = std::nullopt;
 };
 class Embedding : public Module {
   public:
