@@ -52,7 +52,7 @@ class Callback {
 struct FitOptions {
     int64_t epochs = 1;
     Task task = Task::classification;
-    std::string out_dir;  // "" = write no files
+    std::string out_dir = "";  // "" = write no files
     bool resume = false;  // continue from out_dir/checkpoint.safetensors when it exists
     /// Stop after this many epochs without improvement of the validation loss (0 = off).
     int64_t early_stopping_patience = 0;
@@ -63,10 +63,10 @@ struct FitOptions {
     bool scheduler_per_batch = false;             // OneCycleLR: step after every batch
     optim::ReduceLROnPlateau* plateau = nullptr;  // stepped with the validation loss
     int64_t max_batches_per_epoch = 0;            // 0 = all (short runs for tests)
-    std::map<std::string, std::string> metadata;  // stored in every checkpoint
-    std::vector<std::shared_ptr<Callback>> callbacks;
+    std::map<std::string, std::string> metadata = {};  // stored in every checkpoint
+    std::vector<std::shared_ptr<Callback>> callbacks = {};
     /// Called with a fatal signal-free stop request check between batches (e.g. SIGINT flag).
-    std::function<bool()> should_stop;
+    std::function<bool()> should_stop = {};
 };
 
 struct FitResult {

@@ -5,8 +5,10 @@
 // 2. Seed the roots' gradient buffers; a node runs once all its dependents have delivered.
 // 3. Running a node: pre-hooks, retained grads, captures for autograd::grad, then either
 //    accumulation into a leaf's .grad or the node's backward closure.
+#include <algorithm>
 #include <queue>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "autograd/node.h"
 #include "backend/backend.h"
@@ -46,7 +48,10 @@ void accumulate_leaf(Node& node, Tensor g, bool create_graph) {
     }
     if (!leaf->grad.defined()) {
         if (create_graph) {
-            leaf->grad = g;
+            // A differentiable copy: .grad must never alias a tensor someone else holds (a
+            // caller's grad_output, a broadcast view), since later backwards add into it.
+            EnableGradGuard eg(true);
+            leaf->grad = g.clone();
         } else {
             NoGradGuard ng;
             leaf->grad = g.detach().clone();  // own the memory: g may be shared with others
@@ -81,6 +86,27 @@ void run_engine(const std::vector<std::shared_ptr<Node>>& roots,
             }
         }
     }
+    // autograd::grad runs only the nodes on a path to a captured one (as PyTorch): the rest of
+    // the graph is neither computed nor freed.
+    std::unordered_set<Node*> needed;
+    if (captures) {
+        std::unordered_set<Node*> done;
+        std::vector<std::pair<Node*, size_t>> stack;  // iterative post-order DFS
+        for (auto& r : roots)
+            if (done.insert(r.get()).second) stack.emplace_back(r.get(), 0);
+        while (!stack.empty()) {
+            auto& [n, i] = stack.back();
+            if (i < n->next.size()) {
+                Node* c = n->next[i++].get();
+                if (c && done.insert(c).second) stack.emplace_back(c, 0);
+                continue;
+            }
+            bool need = captures->count(n) > 0;
+            for (auto& c : n->next) need = need || (c && needed.count(c.get()));
+            if (need) needed.insert(n);
+            stack.pop_back();
+        }
+    }
     std::unordered_map<Node*, Tensor> buffers;
     std::priority_queue<Node*, std::vector<Node*>, NodeCmp> ready;
     for (size_t i = 0; i < roots.size(); ++i) {
@@ -108,7 +134,7 @@ void run_engine(const std::vector<std::shared_ptr<Node>>& roots,
                 if (--deps[c.get()] == 0) ready.push(c.get());
             }
         };
-        if (!g.defined()) {  // nothing flowed here
+        if (!g.defined() || (captures && !needed.count(node))) {  // nothing to do here
             release_children();
             continue;
         }
@@ -130,6 +156,11 @@ void run_engine(const std::vector<std::shared_ptr<Node>>& roots,
             if (accumulate) accumulate_leaf(*node, g, create_graph);
             continue;
         }
+        if (captures && !std::any_of(node->next.begin(), node->next.end(),
+                                     [&](auto& c) { return c && needed.count(c.get()); })) {
+            release_children();  // a captured node whose inputs lead to no other capture
+            continue;
+        }
         if (node->released)
             throw AutogradError(detail::concat(
                 "backward: trying to backward through the graph a second time (node '", node->name,
@@ -145,6 +176,7 @@ void run_engine(const std::vector<std::shared_ptr<Node>>& roots,
         std::vector<Tensor> grads;
         {
             EnableGradGuard eg(create_graph);
+            BackwardScope bs;
             grads = node->backward(g);
         }
         SOMA_CHECK(grads.size() == node->next.size(), "autograd: backward of '", node->name,

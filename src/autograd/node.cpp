@@ -11,6 +11,7 @@ namespace soma {
 
 namespace {
 thread_local bool tl_grad_enabled = true;
+thread_local bool tl_in_backward = false;
 std::atomic<bool> g_anomaly{false};
 std::atomic<uint64_t> g_seq{0};
 
@@ -29,6 +30,13 @@ namespace autograd {
 bool is_anomaly_enabled() { return g_anomaly.load(std::memory_order_relaxed); }
 void set_anomaly_enabled(bool e) { g_anomaly.store(e); }
 }  // namespace autograd
+
+BackwardScope::BackwardScope() : prev_(tl_in_backward) { tl_in_backward = true; }
+BackwardScope::~BackwardScope() { tl_in_backward = prev_; }
+
+namespace {
+bool check_forward() { return autograd::is_anomaly_enabled() && !tl_in_backward; }
+}  // namespace
 
 Node::Node() : seq(g_seq.fetch_add(1, std::memory_order_relaxed)) {}
 
@@ -108,7 +116,7 @@ void check_anomaly_forward(const char* name, const Tensor& out) {
 
 Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn fn,
               const std::vector<Tensor>& saved) {
-    if (autograd::is_anomaly_enabled()) check_anomaly_forward(name, out);
+    if (check_forward()) check_anomaly_forward(name, out);
     if (!needs_grad(inputs) || !is_floating(out.dtype())) return out;
     auto node = std::make_shared<Node>();
     node->name = name;
@@ -137,8 +145,10 @@ Tensor SavedOutput::get() const {
 Tensor record_with_output(const char* name, Tensor out, const std::vector<Tensor>& inputs,
                           std::function<std::vector<Tensor>(const Tensor&, const Tensor&)> fn,
                           const std::vector<Tensor>& saved) {
-    if (autograd::is_anomaly_enabled()) check_anomaly_forward(name, out);
-    if (!needs_grad(inputs) || !is_floating(out.dtype())) return out;
+    if (!needs_grad(inputs) || !is_floating(out.dtype())) {
+        if (check_forward()) check_anomaly_forward(name, out);  // else record() checks it
+        return out;
+    }
     auto holder = std::make_shared<SavedOutput>(out);
     std::vector<Tensor> sv = saved;
     sv.push_back(out);

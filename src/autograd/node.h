@@ -75,4 +75,18 @@ Tensor record_with_output(const char* name, Tensor out, const std::vector<Tensor
 
 void check_anomaly_forward(const char* name, const Tensor& out);
 
+/// RAII, set by the engine while a backward closure runs. Anomaly mode then skips the forward
+/// check of the ops inside the closure (a masked intermediate nan is legitimate there); the
+/// engine checks the closure's results instead and names the node that produced them.
+class BackwardScope {
+  public:
+    BackwardScope();
+    ~BackwardScope();
+    BackwardScope(const BackwardScope&) = delete;
+    BackwardScope& operator=(const BackwardScope&) = delete;
+
+  private:
+    bool prev_;
+};
+
 }  // namespace soma

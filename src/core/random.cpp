@@ -29,33 +29,38 @@ std::array<uint32_t, 4> Generator::philox(uint64_t seed, uint64_t counter) {
     return {c0, c1, c2, c3};
 }
 
-uint32_t Generator::next_u32() {
-    if (buf_pos_ >= 4) {
-        buf_ = philox(seed_, reserve(1));
-        buf_pos_ = 0;
-    }
-    return buf_[buf_pos_++];
+// Host draws take one whole Philox block each, so that (seed, offset) is the complete state:
+// set_state() and manual_seed() then reproduce the next draws exactly (words buffered across
+// calls would survive a reseed). buf_ / buf_pos_ are unused.
+namespace {
+double unit53(uint32_t hi, uint32_t lo) {
+    uint64_t bits = ((static_cast<uint64_t>(hi) << 32) | lo) >> 11;  // 53 random bits
+    return static_cast<double>(bits) * (1.0 / 9007199254740992.0);
 }
+}  // namespace
+
+uint32_t Generator::next_u32() { return philox(seed_, reserve(1))[0]; }
 
 double Generator::next_double() {
-    uint64_t hi = next_u32(), lo = next_u32();
-    uint64_t bits = ((hi << 32) | lo) >> 11;  // 53 random bits
-    return static_cast<double>(bits) * (1.0 / 9007199254740992.0);
+    auto w = philox(seed_, reserve(1));
+    return unit53(w[0], w[1]);
 }
 
 double Generator::next_normal() {
     // Box-Muller; u1 in (0, 1].
-    double u1 = 1.0 - next_double();
-    double u2 = next_double();
+    auto w = philox(seed_, reserve(1));
+    double u1 = 1.0 - unit53(w[0], w[1]);
+    double u2 = unit53(w[2], w[3]);
     return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
 }
 
 uint64_t Generator::next_below(uint64_t n) {
     if (n <= 1) return 0;
-    // Lemire-style rejection for an unbiased draw.
+    // Rejection sampling for an unbiased draw.
     uint64_t limit = UINT64_MAX - UINT64_MAX % n;
     for (;;) {
-        uint64_t v = (static_cast<uint64_t>(next_u32()) << 32) | next_u32();
+        auto w = philox(seed_, reserve(1));
+        uint64_t v = (static_cast<uint64_t>(w[0]) << 32) | w[1];
         if (v < limit) return v % n;
     }
 }

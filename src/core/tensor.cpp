@@ -79,7 +79,10 @@ const Shape& Tensor::strides() const {
     return impl_->strides;
 }
 int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
-int64_t Tensor::storage_offset() const { return impl_->offset; }
+int64_t Tensor::storage_offset() const {
+    SOMA_DEF((*this));
+    return impl_->offset;
+}
 int64_t Tensor::dim() const { return static_cast<int64_t>(shape().size()); }
 int64_t Tensor::numel() const {
     SOMA_DEF((*this));
@@ -94,6 +97,7 @@ Device Tensor::device() const {
     return impl_->storage->device;
 }
 bool Tensor::is_contiguous() const {
+    if (numel() == 0) return true;  // as PyTorch: whatever the strides
     int64_t expected = 1;
     for (int64_t i = dim() - 1; i >= 0; --i) {
         if (impl_->shape[i] == 1) continue;
@@ -158,7 +162,10 @@ std::shared_ptr<Node> Tensor::grad_fn() const {
     SOMA_DEF((*this));
     return impl_->grad_fn;
 }
-std::string Tensor::name() const { return impl_->grad_fn ? impl_->grad_fn->name : ""; }
+std::string Tensor::name() const {
+    SOMA_DEF((*this));
+    return impl_->grad_fn ? impl_->grad_fn->name : "";
+}
 uint64_t Tensor::version() const {
     SOMA_DEF((*this));
     return impl_->storage->version;
@@ -207,7 +214,7 @@ bool view_strides(const Shape& old_shape, const Shape& old_strides, const Shape&
                   Shape& out) {
     int64_t numel = shape_numel(old_shape);
     out.assign(new_shape.size(), 0);
-    if (numel == 0) {
+    if (numel == 0 || old_shape.empty()) {  // empty, or 0-dim (one element): any strides do
         out = contiguous_strides(new_shape);
         return true;
     }
@@ -263,6 +270,7 @@ Shape infer_shape(const char* op, const Shape& shape, int64_t numel, const Shape
 // Records a view's backward: the gradient is mapped back with `back`.
 Tensor record_view(const char* name, const Tensor& in, Tensor out,
                    std::function<Tensor(const Tensor&)> back) {
+    out.impl()->is_view = true;  // in-place ops on it under autograd are refused
     return record(name, std::move(out), {in}, [back = std::move(back)](const Tensor& g) {
         return std::vector<Tensor>{back(g)};
     });
@@ -302,7 +310,9 @@ Tensor Tensor::reshape(const Shape& shape_in) const {
     Shape s = infer_shape("reshape", shape_in, numel(), shape());
     Shape st;
     if (view_strides(shape(), strides(), s, st)) return view(s);
-    return contiguous().view(s);
+    Tensor r = contiguous().view(s);
+    r.impl()->is_view = false;  // a view of a private copy: as good as a fresh tensor
+    return r;
 }
 
 Tensor Tensor::permute(const Shape& dims) const {
@@ -393,6 +403,8 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
 
 Tensor Tensor::expand(const Shape& shape_in) const {
     int64_t n = static_cast<int64_t>(shape_in.size());
+    SOMA_CHECK_SHAPE(n <= kMaxDims, "expand: at most ", kMaxDims, " dims are supported: got ",
+                     shape_in);
     SOMA_CHECK_SHAPE(n >= dim(), "expand: the number of sizes provided (", n,
                      ") must be at least the number of dims of the tensor (", dim(), "): shape ",
                      shape(), " to ", shape_in);
@@ -404,6 +416,8 @@ Tensor Tensor::expand(const Shape& shape_in) const {
         if (j >= 0) {
             int64_t have = shape()[j];
             if (want == -1) want = have;
+            SOMA_CHECK_SHAPE(want >= 0, "expand: invalid size ", want, " at dim ", i, ": shape ",
+                             shape(), " to ", shape_in);
             SOMA_CHECK_SHAPE(have == want || have == 1, "expand: the expanded size ", want,
                              " must match the existing size ", have, " at non-singleton dim ", i,
                              ": shape ", shape(), " to ", shape_in);
@@ -586,8 +600,8 @@ Tensor linspace(double start, double end, int64_t steps, TensorOptions opt) {
     Tensor t = make_tensor({steps}, DType::float64, {});
     double* p = t.data_ptr<double>();
     double step = steps > 1 ? (end - start) / static_cast<double>(steps - 1) : 0;
-    // Symmetric fill, as PyTorch: the second half counts back from `end`.
-    int64_t half = steps / 2;
+    // Symmetric fill, as PyTorch: the second half counts back from `end` (one step: `start`).
+    int64_t half = steps == 1 ? 1 : steps / 2;
     for (int64_t i = 0; i < steps; ++i)
         p[i] = i < half ? start + step * static_cast<double>(i)
                         : end - step * static_cast<double>(steps - 1 - i);

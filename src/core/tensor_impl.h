@@ -35,6 +35,7 @@ struct TensorImpl {
     int64_t offset = 0;  // in elements
     int64_t numel = 0;
     DType dtype = DType::float32;
+    bool is_view = false;  // made by a view op (view, select, expand, ...) from a base tensor
 
     // autograd
     bool requires_grad = false;  // for leaves; non-leaves require grad iff grad_fn is set

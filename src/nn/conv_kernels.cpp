@@ -1,0 +1,413 @@
+// Convolution and pooling kernels (see conv_kernels.h).
+//
+// Convolution lowers to GEMM with im2col: for one image, cols[(c, a, b), (i, j)] =
+// x[c, i sh - ph + a dh, j sw - pw + b dw] (0 outside), a [C kh kw, Ho Wo] matrix. Then, per
+// group (rows of w and cols split in `groups` contiguous blocks):
+//     forward       y[n]  = W · cols                  [O, Ho Wo]
+//     input grad    cols  = Wᵀ · dy[n];  dx[n] = col2im(cols)   (col2im adds overlaps)
+//     weight grad   dW   += dy[n] · colsᵀ
+// A 1x1 kernel with stride 1 and no padding needs no im2col: cols is x[n] itself.
+#include "nn/conv_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace soma::conv {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The range [lo, hi) of output columns j whose input column j * s + off lies in [0, in).
+void valid_range(int64_t in, int64_t out, int64_t s, int64_t off, int64_t& lo, int64_t& hi) {
+    lo = off >= 0 ? 0 : ceil_div(-off, s);
+    hi = in - off <= 0 ? 0 : ceil_div(in - off, s);
+    lo = std::min(lo, out);
+    hi = std::clamp(hi, lo, out);
+}
+
+bool is_pointwise(const ConvGeom& g) {
+    return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 &&
+           g.ho == g.h && g.wo == g.w;
+}
+
+// x [C, H, W] -> cols [C kh kw, Ho Wo].
+template <class T>
+void im2col(const ConvGeom& g, const T* x, T* cols) {
+    const int64_t plane = g.ho * g.wo;
+    for (int64_t c = 0; c < g.c; ++c) {
+        const T* xc = x + c * g.h * g.w;
+        for (int64_t a = 0; a < g.kh; ++a) {
+            for (int64_t b = 0; b < g.kw; ++b) {
+                T* row = cols + ((c * g.kh + a) * g.kw + b) * plane;
+                const int64_t off_w = b * g.dw - g.pw;
+                int64_t lo, hi;
+                valid_range(g.w, g.wo, g.sw, off_w, lo, hi);
+                for (int64_t i = 0; i < g.ho; ++i) {
+                    T* dst = row + i * g.wo;
+                    const int64_t ih = i * g.sh - g.ph + a * g.dh;
+                    if (ih < 0 || ih >= g.h) {
+                        std::fill(dst, dst + g.wo, T(0));
+                        continue;
+                    }
+                    const T* src = xc + ih * g.w;  // dst[j] = src[j sw + off_w]
+                    std::fill(dst, dst + lo, T(0));
+                    if (g.sw == 1 && hi > lo)
+                        std::memcpy(dst + lo, src + lo + off_w, (hi - lo) * sizeof(T));
+                    else if (g.sw != 1)
+                        for (int64_t j = lo; j < hi; ++j) dst[j] = src[j * g.sw + off_w];
+                    std::fill(dst + hi, dst + g.wo, T(0));
+                }
+            }
+        }
+    }
+}
+
+// dx [C, H, W] = col2im(cols [C kh kw, Ho Wo]) (dx overwritten; overlapping taps add).
+template <class T>
+void col2im(const ConvGeom& g, const T* cols, T* dx) {
+    const int64_t plane = g.ho * g.wo;
+    std::fill(dx, dx + g.c * g.h * g.w, T(0));
+    for (int64_t c = 0; c < g.c; ++c) {
+        T* xc = dx + c * g.h * g.w;
+        for (int64_t a = 0; a < g.kh; ++a) {
+            for (int64_t b = 0; b < g.kw; ++b) {
+                const T* row = cols + ((c * g.kh + a) * g.kw + b) * plane;
+                const int64_t off_w = b * g.dw - g.pw;
+                int64_t lo, hi;
+                valid_range(g.w, g.wo, g.sw, off_w, lo, hi);
+                for (int64_t i = 0; i < g.ho; ++i) {
+                    const int64_t ih = i * g.sh - g.ph + a * g.dh;
+                    if (ih < 0 || ih >= g.h) continue;
+                    const T* src = row + i * g.wo;
+                    T* dst = xc + ih * g.w;  // dst[j sw + off_w] += src[j]
+                    if (g.sw == 1)
+                        for (int64_t j = lo; j < hi; ++j) dst[j + off_w] += src[j];
+                    else
+                        for (int64_t j = lo; j < hi; ++j) dst[j * g.sw + off_w] += src[j];
+                }
+            }
+        }
+    }
+}
+
+template <class T>
+constexpr DType dtype_v() {
+    return std::is_same_v<T, float> ? DType::float32 : DType::float64;
+}
+
+// The im2col buffer: one per thread and type, reused across calls (conv runs every step with
+// the same sizes). Buffers above kKeepBytes are not cached, so one huge conv does not pin memory.
+template <class T>
+class Scratch {
+  public:
+    explicit Scratch(int64_t n) {
+        constexpr int64_t kKeepBytes = int64_t{64} << 20;
+        thread_local std::vector<T> cache;
+        std::vector<T>& buf = n * static_cast<int64_t>(sizeof(T)) <= kKeepBytes ? cache : own_;
+        if (static_cast<int64_t>(buf.size()) < n) buf.resize(n);
+        data_ = buf.data();
+    }
+    T* data() const { return data_; }
+
+  private:
+    std::vector<T> own_;
+    T* data_ = nullptr;
+};
+
+}  // namespace
+
+template <class T>
+void conv2d_forward(Backend& be, const ConvGeom& g, const T* x, const T* w, const T* b, T* y) {
+    const int64_t og = g.o / g.groups, cg = g.c / g.groups, kg = cg * g.kh * g.kw;
+    const int64_t plane = g.ho * g.wo, in_img = g.c * g.h * g.w, out_img = g.o * plane;
+    const bool pointwise = is_pointwise(g);
+    Scratch<T> buf(pointwise ? 0 : g.c * g.kh * g.kw * plane);
+    T* cols = buf.data();
+    for (int64_t n = 0; n < g.n; ++n) {
+        const T* xn = x + n * in_img;
+        T* yn = y + n * out_img;
+        if (!pointwise) im2col(g, xn, cols);
+        if (b)
+            for (int64_t o = 0; o < g.o; ++o) std::fill(yn + o * plane, yn + (o + 1) * plane, b[o]);
+        // y_g [O/g, HoWo] = W_g [O/g, kg] · cols_g [kg, HoWo], one batch entry per group.
+        be.gemm({.m = og,
+                 .n = plane,
+                 .k = kg,
+                 .batch = g.groups,
+                 .a = w,
+                 .lda = kg,
+                 .stride_a = og * kg,
+                 .b = pointwise ? xn : cols,
+                 .ldb = plane,
+                 .stride_b = kg * plane,
+                 .c = yn,
+                 .ldc = plane,
+                 .stride_c = og * plane,
+                 .beta = b ? 1.0 : 0.0,
+                 .dtype = dtype_v<T>()});
+    }
+}
+
+template <class T>
+void conv2d_input_grad(Backend& be, const ConvGeom& g, const T* dy, const T* w, const T* b, T* dx) {
+    const int64_t og = g.o / g.groups, cg = g.c / g.groups, kg = cg * g.kh * g.kw;
+    const int64_t plane = g.ho * g.wo, in_img = g.c * g.h * g.w, out_img = g.o * plane;
+    const bool pointwise = is_pointwise(g);
+    Scratch<T> buf(pointwise ? 0 : g.c * g.kh * g.kw * plane);
+    T* cols = buf.data();
+    for (int64_t n = 0; n < g.n; ++n) {
+        T* dxn = dx + n * in_img;
+        // cols_g [kg, HoWo] = W_gᵀ [kg, O/g] · dy_g [O/g, HoWo]
+        be.gemm({.trans_a = true,
+                 .m = kg,
+                 .n = plane,
+                 .k = og,
+                 .batch = g.groups,
+                 .a = w,
+                 .lda = kg,
+                 .stride_a = og * kg,
+                 .b = dy + n * out_img,
+                 .ldb = plane,
+                 .stride_b = og * plane,
+                 .c = pointwise ? dxn : cols,
+                 .ldc = plane,
+                 .stride_c = kg * plane,
+                 .dtype = dtype_v<T>()});
+        if (!pointwise) col2im(g, cols, dxn);
+        if (b) {
+            const int64_t hw = g.h * g.w;
+            for (int64_t c = 0; c < g.c; ++c) {
+                T* p = dxn + c * hw;
+                const T bc = b[c];
+                for (int64_t i = 0; i < hw; ++i) p[i] += bc;
+            }
+        }
+    }
+}
+
+template <class T>
+void conv2d_weight_grad(Backend& be, const ConvGeom& g, const T* x, const T* dy, T* dw) {
+    const int64_t og = g.o / g.groups, cg = g.c / g.groups, kg = cg * g.kh * g.kw;
+    const int64_t plane = g.ho * g.wo, in_img = g.c * g.h * g.w, out_img = g.o * plane;
+    const bool pointwise = is_pointwise(g);
+    std::fill(dw, dw + g.o * kg, T(0));
+    Scratch<T> buf(pointwise ? 0 : g.c * g.kh * g.kw * plane);
+    T* cols = buf.data();
+    for (int64_t n = 0; n < g.n; ++n) {
+        const T* xn = x + n * in_img;
+        if (!pointwise) im2col(g, xn, cols);
+        // dW_g [O/g, kg] += dy_g [O/g, HoWo] · cols_gᵀ [HoWo, kg]
+        be.gemm({.trans_b = true,
+                 .m = og,
+                 .n = kg,
+                 .k = plane,
+                 .batch = g.groups,
+                 .a = dy + n * out_img,
+                 .lda = plane,
+                 .stride_a = og * plane,
+                 .b = pointwise ? xn : cols,
+                 .ldb = plane,
+                 .stride_b = kg * plane,
+                 .c = dw,
+                 .ldc = kg,
+                 .stride_c = og * kg,
+                 .beta = 1.0,
+                 .dtype = dtype_v<T>()});
+    }
+}
+
+template <class T>
+void channel_sum(int64_t n, int64_t c, int64_t inner, const T* x, T* out) {
+    for (int64_t j = 0; j < c; ++j) {
+        double s = 0;
+        for (int64_t i = 0; i < n; ++i) {
+            const T* p = x + (i * c + j) * inner;
+            T part = 0;
+            for (int64_t k = 0; k < inner; ++k) part += p[k];
+            s += part;
+        }
+        out[j] = static_cast<T>(s);
+    }
+}
+
+// ---- pooling ---------------------------------------------------------------------------------
+
+AxisWindows pool_windows(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p,
+                         bool count_include_pad) {
+    AxisWindows aw;
+    aw.start.resize(out);
+    aw.end.resize(out);
+    aw.div.resize(out);
+    for (int64_t i = 0; i < out; ++i) {
+        int64_t st = i * s - p;
+        int64_t en = std::min(st + k, in + p);
+        const int64_t pool = en - st;
+        st = std::max<int64_t>(st, 0);
+        en = std::min(en, in);
+        aw.start[i] = st;
+        aw.end[i] = en;
+        aw.div[i] = static_cast<double>(count_include_pad ? pool : en - st);
+    }
+    return aw;
+}
+
+AxisWindows adaptive_windows(int64_t in, int64_t out) {
+    AxisWindows aw;
+    aw.start.resize(out);
+    aw.end.resize(out);
+    aw.div.resize(out);
+    for (int64_t i = 0; i < out; ++i) {
+        aw.start[i] = (i * in) / out;
+        aw.end[i] = ((i + 1) * in + out - 1) / out;
+        aw.div[i] = static_cast<double>(aw.end[i] - aw.start[i]);
+    }
+    return aw;
+}
+
+template <class T>
+void avg_pool_forward(int64_t planes, int64_t h, int64_t w, const AxisWindows& wh,
+                      const AxisWindows& ww, const T* x, T* y) {
+    const int64_t ho = static_cast<int64_t>(wh.start.size());
+    const int64_t wo = static_cast<int64_t>(ww.start.size());
+    for (int64_t p = 0; p < planes; ++p) {
+        const T* xp = x + p * h * w;
+        T* yp = y + p * ho * wo;
+        for (int64_t i = 0; i < ho; ++i) {
+            for (int64_t j = 0; j < wo; ++j) {
+                T s = 0;
+                for (int64_t a = wh.start[i]; a < wh.end[i]; ++a)
+                    for (int64_t b = ww.start[j]; b < ww.end[j]; ++b) s += xp[a * w + b];
+                yp[i * wo + j] = static_cast<T>(s / (wh.div[i] * ww.div[j]));
+            }
+        }
+    }
+}
+
+template <class T>
+void avg_pool_backward(int64_t planes, int64_t h, int64_t w, const AxisWindows& wh,
+                       const AxisWindows& ww, const T* dy, T* dx) {
+    const int64_t ho = static_cast<int64_t>(wh.start.size());
+    const int64_t wo = static_cast<int64_t>(ww.start.size());
+    std::fill(dx, dx + planes * h * w, T(0));
+    for (int64_t p = 0; p < planes; ++p) {
+        T* xp = dx + p * h * w;
+        const T* yp = dy + p * ho * wo;
+        for (int64_t i = 0; i < ho; ++i) {
+            for (int64_t j = 0; j < wo; ++j) {
+                const T v = static_cast<T>(yp[i * wo + j] / (wh.div[i] * ww.div[j]));
+                for (int64_t a = wh.start[i]; a < wh.end[i]; ++a)
+                    for (int64_t b = ww.start[j]; b < ww.end[j]; ++b) xp[a * w + b] += v;
+            }
+        }
+    }
+}
+
+template <class T>
+void max_pool_forward(const MaxPoolGeom& g, const T* x, T* y, int64_t* idx) {
+    const int64_t in_plane = g.h * g.w, out_plane = g.ho * g.wo;
+    const int64_t ekh = (g.kh - 1) * g.dh + 1, ekw = (g.kw - 1) * g.dw + 1;  // dilated extents
+    // Output columns [jlo, jhi) have their whole window inside the input's columns.
+    const int64_t jlo = std::min(ceil_div(g.pw, g.sw), g.wo);
+    const int64_t jhi =
+        g.w - ekw + g.pw < 0 ? jlo : std::clamp((g.w - ekw + g.pw) / g.sw + 1, jlo, g.wo);
+    // A window's value: the first valid element, replaced by any larger one or a NaN (NaN
+    // propagates as in PyTorch; `v != v` is the NaN test). Padding never wins (it is -inf).
+    auto edge = [&](const T* xp, int64_t hs, int64_t ws, T& best, int64_t& bi) {
+        bi = -1;
+        best = -std::numeric_limits<T>::infinity();
+        for (int64_t a = 0; a < g.kh; ++a) {
+            const int64_t ih = hs + a * g.dh;
+            if (ih < 0 || ih >= g.h) continue;
+            for (int64_t b = 0; b < g.kw; ++b) {
+                const int64_t iw = ws + b * g.dw;
+                if (iw < 0 || iw >= g.w) continue;
+                const T v = xp[ih * g.w + iw];
+                if (bi < 0 || v > best || v != v) {
+                    best = v;
+                    bi = ih * g.w + iw;
+                }
+            }
+        }
+        if (bi < 0) bi = 0;  // unreachable with valid pooling arguments
+    };
+    for (int64_t p = 0; p < g.planes; ++p) {
+        const T* xp = x + p * in_plane;
+        T* yp = y + p * out_plane;
+        int64_t* ip = idx + p * out_plane;
+        for (int64_t i = 0; i < g.ho; ++i) {
+            const int64_t hs = i * g.sh - g.ph;
+            T* yr = yp + i * g.wo;
+            int64_t* ir = ip + i * g.wo;
+            const bool rows_inside = hs >= 0 && hs + ekh <= g.h;
+            const int64_t lo = rows_inside ? jlo : g.wo, hi = rows_inside ? jhi : g.wo;
+            for (int64_t j = 0; j < lo; ++j) edge(xp, hs, j * g.sw - g.pw, yr[j], ir[j]);
+            if (lo < hi) {
+                // Interior: window offset outermost, output column innermost, branch-free
+                // selects (random data would mispredict a branch half the time).
+                const int64_t base = hs * g.w - g.pw;  // input index of window (i, j) is
+                for (int64_t j = lo; j < hi; ++j) {    // base + j sw + offset
+                    ir[j] = base + j * g.sw;
+                    yr[j] = xp[ir[j]];
+                }
+                for (int64_t a = 0; a < g.kh; ++a) {
+                    for (int64_t b = 0; b < g.kw; ++b) {
+                        if (a == 0 && b == 0) continue;
+                        const int64_t off = base + a * g.dh * g.w + b * g.dw;
+                        for (int64_t j = lo; j < hi; ++j) {
+                            const T v = xp[off + j * g.sw];
+                            const bool take = (v > yr[j]) | (v != v);
+                            yr[j] = take ? v : yr[j];
+                            ir[j] = take ? off + j * g.sw : ir[j];
+                        }
+                    }
+                }
+            }
+            for (int64_t j = std::max(hi, lo); j < g.wo; ++j)
+                edge(xp, hs, j * g.sw - g.pw, yr[j], ir[j]);
+        }
+    }
+}
+
+template <class T>
+void max_pool_scatter(int64_t planes, int64_t in_plane, int64_t out_plane, const T* dy,
+                      const int64_t* idx, T* dx) {
+    std::fill(dx, dx + planes * in_plane, T(0));
+    for (int64_t p = 0; p < planes; ++p) {
+        T* xp = dx + p * in_plane;
+        const T* yp = dy + p * out_plane;
+        const int64_t* ip = idx + p * out_plane;
+        for (int64_t j = 0; j < out_plane; ++j) xp[ip[j]] += yp[j];
+    }
+}
+
+template <class T>
+void max_pool_gather(int64_t planes, int64_t in_plane, int64_t out_plane, const T* x,
+                     const int64_t* idx, T* y) {
+    for (int64_t p = 0; p < planes; ++p) {
+        const T* xp = x + p * in_plane;
+        T* yp = y + p * out_plane;
+        const int64_t* ip = idx + p * out_plane;
+        for (int64_t j = 0; j < out_plane; ++j) yp[j] = xp[ip[j]];
+    }
+}
+
+#define SOMA_CONV_INSTANTIATE(T)                                                                  \
+    template void conv2d_forward<T>(Backend&, const ConvGeom&, const T*, const T*, const T*, T*); \
+    template void conv2d_input_grad<T>(Backend&, const ConvGeom&, const T*, const T*, const T*,   \
+                                       T*);                                                       \
+    template void conv2d_weight_grad<T>(Backend&, const ConvGeom&, const T*, const T*, T*);       \
+    template void channel_sum<T>(int64_t, int64_t, int64_t, const T*, T*);                        \
+    template void avg_pool_forward<T>(int64_t, int64_t, int64_t, const AxisWindows&,              \
+                                      const AxisWindows&, const T*, T*);                          \
+    template void avg_pool_backward<T>(int64_t, int64_t, int64_t, const AxisWindows&,             \
+                                       const AxisWindows&, const T*, T*);                         \
+    template void max_pool_forward<T>(const MaxPoolGeom&, const T*, T*, int64_t*);                \
+    template void max_pool_scatter<T>(int64_t, int64_t, int64_t, const T*, const int64_t*, T*);   \
+    template void max_pool_gather<T>(int64_t, int64_t, int64_t, const T*, const int64_t*, T*);
+SOMA_CONV_INSTANTIATE(float)
+SOMA_CONV_INSTANTIATE(double)
+#undef SOMA_CONV_INSTANTIATE
+
+}  // namespace soma::conv
