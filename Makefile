@@ -1,7 +1,8 @@
 # Soma — entry points. Everything goes through CMake presets (CMakePresets.json); build trees
 # live in build/<preset>/.
 #   make test          deps (test set) + configure/build 'release' + ctest (incl. format, install)
-#   make demo          deps (all) + build 'release' + run build/release/examples/iris_logreg
+#   make demo          deps (all) + build 'release' + train cnn-fashion for one epoch (a few
+#                      minutes on 2 cores): test accuracy, curves, checkpoint, sample predictions
 #   make bench         deps (all) + build 'release' + run build/release/bench/soma_bench
 #   make asan          deps (test set) + configure/build/ctest the 'asan' preset
 #   make debug         deps (test set) + configure/build/ctest the 'debug' preset
@@ -19,7 +20,8 @@ SHELL := bash
 PRESET ?= release
 JOBS ?= 2
 CTEST_ARGS ?=
-DEMO := build/release/examples/iris_logreg
+SOMA := build/release/soma
+DEMO_EPOCHS ?= 1
 BENCH := build/release/bench/soma_bench
 
 .PHONY: test demo bench asan debug build deps deps-test format check-format clean
@@ -53,8 +55,11 @@ build:
 demo: deps
 	cmake --preset release
 	cmake --build --preset release
-	@test -x $(DEMO) || { echo "make demo: $(DEMO) was not built (is examples/iris_logreg.cpp there?)" >&2; exit 1; }
-	$(DEMO)
+	@test -x $(SOMA) || { echo "make demo: $(SOMA) was not built" >&2; exit 1; }
+	$(SOMA) train cnn-fashion --epochs $(DEMO_EPOCHS) --out runs/demo-cnn-fashion
+	@echo "demo: curves in runs/demo-cnn-fashion/curves.png, checkpoint in runs/demo-cnn-fashion/checkpoint.safetensors,"
+	@echo "      sample predictions in runs/demo-cnn-fashion/predictions.png; try:"
+	@echo "      $(SOMA) predict runs/demo-cnn-fashion/checkpoint.safetensors 7"
 
 bench: deps
 	cmake --preset release
