@@ -19,32 +19,14 @@
 #include "soma/ops.h"
 #include "soma/random.h"
 #include "soma/tensor.h"
+#include "test_util.h"
 
 using namespace soma;
+using namespace soma::testing;
 using namespace soma::data;
 namespace fs = std::filesystem;
 
 namespace {
-
-template <class E, class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    return "<no exception>";
-}
-
-#define EXPECT_CONTAINS(haystack, needle)                 \
-    do {                                                  \
-        const std::string h_ = (haystack);                \
-        EXPECT_NE(h_.find(needle), std::string::npos)     \
-            << "'" << h_ << "' lacks '" << needle << "'"; \
-    } while (0)
-
-std::vector<float> vf(const Tensor& t) { return t.to_vector<float>(); }
-std::vector<int64_t> vi(const Tensor& t) { return t.to_vector<int64_t>(); }
 
 // A scratch directory removed at the end of each test.
 class TempDir {

@@ -11,34 +11,12 @@
 #include "soma/ops.h"
 #include "soma/random.h"
 #include "soma/tensor.h"
+#include "test_util.h"
 
 using namespace soma;
+using namespace soma::testing;
 
-namespace {
-
-template <class E, class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    return "<no exception>";
-}
-
-#define EXPECT_CONTAINS(haystack, needle)                 \
-    do {                                                  \
-        const std::string h_ = (haystack);                \
-        EXPECT_NE(h_.find(needle), std::string::npos)     \
-            << "'" << h_ << "' lacks '" << needle << "'"; \
-    } while (0)
-
-std::vector<float> vf(const Tensor& t) { return t.to_vector<float>(); }
-std::vector<double> vd(const Tensor& t) { return t.to_vector<double>(); }
-std::vector<int64_t> vi(const Tensor& t) { return t.to_vector<int64_t>(); }
-std::vector<bool> vb(const Tensor& t) { return t.to_vector<bool>(); }
-
-}  // namespace
+namespace {}  // namespace
 
 // ---- dtypes -------------------------------------------------------------------------------------
 

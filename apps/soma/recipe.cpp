@@ -30,18 +30,16 @@ const char* kBuiltins = R"JSON([
 },
 {
   "name": "cnn-fashion",
-  "description": "3 conv blocks with BatchNorm, max pooling and dropout on Fashion-MNIST (Adam, 1cycle)",
+  "description": "2 conv blocks with BatchNorm, max pooling and dropout on Fashion-MNIST (Adam, 1cycle)",
   "task": "classification",
   "data": {"dataset": "fashion-mnist", "normalize": [0.2860, 0.3530]},
   "model": [
     {"type": "Conv2d", "in": 1, "out": 32, "kernel": 3, "padding": 1, "bias": false},
     {"type": "BatchNorm2d", "features": 32}, {"type": "ReLU"},
-    {"type": "Conv2d", "in": 32, "out": 32, "kernel": 3, "padding": 1, "bias": false},
-    {"type": "BatchNorm2d", "features": 32}, {"type": "ReLU"},
-    {"type": "MaxPool2d", "kernel": 2}, {"type": "Dropout", "p": 0.1},
+    {"type": "MaxPool2d", "kernel": 2},
     {"type": "Conv2d", "in": 32, "out": 64, "kernel": 3, "padding": 1, "bias": false},
     {"type": "BatchNorm2d", "features": 64}, {"type": "ReLU"},
-    {"type": "MaxPool2d", "kernel": 2}, {"type": "Dropout", "p": 0.2},
+    {"type": "MaxPool2d", "kernel": 2}, {"type": "Dropout", "p": 0.25},
     {"type": "Flatten"},
     {"type": "Linear", "in": 3136, "out": 128}, {"type": "ReLU"}, {"type": "Dropout", "p": 0.3},
     {"type": "Linear", "in": 128, "out": 10}
