@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 namespace soma::conv {
 namespace {
@@ -304,6 +305,21 @@ void avg_pool_backward(int64_t planes, int64_t h, int64_t w, const AxisWindows& 
     }
 }
 
+// take ? a : b without a branch (a data-dependent branch mispredicts half the time on random
+// data; compilers keep the branch for a floating ?: ).
+template <class T>
+inline T select_bits(bool take, T a, T b) {
+    using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+    U ua, ub;
+    std::memcpy(&ua, &a, sizeof(T));
+    std::memcpy(&ub, &b, sizeof(T));
+    const U m = U(0) - static_cast<U>(take);
+    const U r = (ua & m) | (ub & ~m);
+    T out;
+    std::memcpy(&out, &r, sizeof(T));
+    return out;
+}
+
 template <class T>
 void max_pool_forward(const MaxPoolGeom& g, const T* x, T* y, int64_t* idx) {
     const int64_t in_plane = g.h * g.w, out_plane = g.ho * g.wo;
@@ -344,11 +360,11 @@ void max_pool_forward(const MaxPoolGeom& g, const T* x, T* y, int64_t* idx) {
             const int64_t lo = rows_inside ? jlo : g.wo, hi = rows_inside ? jhi : g.wo;
             for (int64_t j = 0; j < lo; ++j) edge(xp, hs, j * g.sw - g.pw, yr[j], ir[j]);
             if (lo < hi) {
-                // Interior: window offset outermost, output column innermost, branch-free
-                // selects (random data would mispredict a branch half the time).
-                const int64_t base = hs * g.w - g.pw;  // input index of window (i, j) is
-                for (int64_t j = lo; j < hi; ++j) {    // base + j sw + offset
-                    ir[j] = base + j * g.sw;
+                // Interior: window offset outermost, output column innermost, branch-free.
+                // Window (i, j) starts at input index base + j sw.
+                const int64_t base = hs * g.w - g.pw, sw = g.sw;
+                for (int64_t j = lo; j < hi; ++j) {
+                    ir[j] = base + j * sw;
                     yr[j] = xp[ir[j]];
                 }
                 for (int64_t a = 0; a < g.kh; ++a) {
@@ -356,10 +372,12 @@ void max_pool_forward(const MaxPoolGeom& g, const T* x, T* y, int64_t* idx) {
                         if (a == 0 && b == 0) continue;
                         const int64_t off = base + a * g.dh * g.w + b * g.dw;
                         for (int64_t j = lo; j < hi; ++j) {
-                            const T v = xp[off + j * g.sw];
+                            const int64_t k = off + j * sw;
+                            const T v = xp[k];
                             const bool take = (v > yr[j]) | (v != v);
-                            yr[j] = take ? v : yr[j];
-                            ir[j] = take ? off + j * g.sw : ir[j];
+                            const int64_t m = -static_cast<int64_t>(take);
+                            yr[j] = select_bits(take, v, yr[j]);
+                            ir[j] = (k & m) | (ir[j] & ~m);
                         }
                     }
                 }

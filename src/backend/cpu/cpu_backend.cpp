@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <mutex>
+#include <vector>
 
 #include "backend/backend.h"
 #include "backend/cpu/strided.h"
@@ -295,13 +297,39 @@ class CpuBackend final : public Backend {
   public:
     Device device() const override { return Device::cpu(); }
 
+    // Caching allocator: blocks are rounded up to a power of two (at least 64 bytes) and freed
+    // blocks are kept per size class, so after warm-up a training step takes no memory from the
+    // OS (no page faults, no zeroing by the kernel). At most kCacheLimit bytes are kept.
     void* allocate(size_t nbytes) override {
-        size_t n = (nbytes + 63) / 64 * 64;
-        void* p = std::aligned_alloc(64, n == 0 ? 64 : n);
+        int cls = size_class(nbytes);
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            auto& fl = free_[cls];
+            if (!fl.empty()) {
+                void* p = fl.back();
+                fl.pop_back();
+                cached_ -= class_bytes(cls);
+                return p;
+            }
+        }
+        void* p = std::aligned_alloc(64, class_bytes(cls));
         if (!p) throw Error(detail::concat("cpu: out of memory allocating ", nbytes, " bytes"));
         return p;
     }
-    void deallocate(void* p, size_t) override { std::free(p); }
+    void deallocate(void* p, size_t nbytes) override {
+        if (!p) return;
+        int cls = size_class(nbytes);
+        size_t b = class_bytes(cls);
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (b <= kMaxCachedBlock && cached_ + b <= kCacheLimit) {
+                free_[cls].push_back(p);
+                cached_ += b;
+                return;
+            }
+        }
+        std::free(p);
+    }
 
     void copy(const Tensor& src, const Tensor& dst) override {
         dispatch(dst.dtype(), [&](auto to) {
@@ -608,6 +636,22 @@ class CpuBackend final : public Backend {
     }
 
   private:
+    static constexpr size_t kCacheLimit = size_t{2} << 30;        // 2 GiB kept at most
+    static constexpr size_t kMaxCachedBlock = size_t{512} << 20;  // larger blocks go back
+    static int size_class(size_t nbytes) {
+        size_t b = 64;
+        int c = 6;
+        while (b < nbytes) {
+            b <<= 1;
+            ++c;
+        }
+        return c;
+    }
+    static size_t class_bytes(int cls) { return size_t{1} << cls; }
+    std::mutex mu_;
+    std::vector<void*> free_[64];
+    size_t cached_ = 0;
+
     template <class T>
     static double to_unit(uint32_t a, uint32_t b) {
         if constexpr (std::is_same_v<T, float>)

@@ -1,0 +1,11 @@
+// soma/rl.h — reinforcement learning: environments (Gymnasium-like), vectorised environments,
+// replay buffers, GAE, and the DQN and PPO agents. See rl/env.h, rl/classic_control.h and
+// rl/agents.h.
+//
+//     auto result = soma::rl::train_ppo(soma::rl::env_factory("CartPole-v1"),
+//                                       {.total_steps = 200'000, .target_return = 475});
+#pragma once
+
+#include "soma/rl/agents.h"
+#include "soma/rl/classic_control.h"
+#include "soma/rl/env.h"

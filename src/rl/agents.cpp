@@ -1,0 +1,283 @@
+// Building blocks shared by the agents: MLPs, schedules, the replay buffer, GAE, the
+// actor-critic module, parallel evaluation and loading a policy from a checkpoint.
+#include "soma/rl/agents.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <sstream>
+
+#include "rl/rl_internal.h"
+#include "soma/autograd.h"
+#include "soma/io.h"
+#include "soma/ops.h"
+
+namespace soma::rl {
+
+std::shared_ptr<nn::Sequential> mlp(int64_t in, const std::vector<int64_t>& hidden, int64_t out,
+                                    const std::string& activation) {
+    SOMA_CHECK_VALUE(activation == "relu" || activation == "tanh",
+                     "rl::mlp: unknown activation: got '", activation,
+                     "', expected 'relu' or 'tanh'");
+    auto seq = std::make_shared<nn::Sequential>();
+    int64_t prev = in;
+    for (int64_t h : hidden) {
+        seq->emplace<nn::Linear>(nn::LinearOptions{.in = prev, .out = h});
+        if (activation == "relu")
+            seq->emplace<nn::ReLU>();
+        else
+            seq->emplace<nn::Tanh>();
+        prev = h;
+    }
+    seq->emplace<nn::Linear>(nn::LinearOptions{.in = prev, .out = out});
+    return seq;
+}
+
+double LinearSchedule::operator()(int64_t step) const {
+    if (duration <= 0 || step >= duration) return end;
+    double f = static_cast<double>(std::max<int64_t>(step, 0)) / static_cast<double>(duration);
+    return start + f * (end - start);
+}
+
+// ---- ReplayBuffer --------------------------------------------------------------------------
+ReplayBuffer::ReplayBuffer(int64_t capacity, int64_t obs_size, int64_t action_size)
+    : capacity_(capacity), obs_size_(obs_size), action_size_(action_size) {
+    SOMA_CHECK_VALUE(capacity > 0 && obs_size > 0 && action_size > 0,
+                     "ReplayBuffer: capacity, obs_size and action_size must be positive: got ",
+                     capacity, ", ", obs_size, ", ", action_size);
+    auto c = static_cast<size_t>(capacity);
+    obs_.resize(c * static_cast<size_t>(obs_size));
+    next_obs_.resize(c * static_cast<size_t>(obs_size));
+    actions_.resize(c * static_cast<size_t>(action_size));
+    rewards_.resize(c);
+    terminated_.resize(c);
+}
+
+void ReplayBuffer::add(const float* obs, const double* action, double reward, const float* next_obs,
+                       bool terminated) {
+    auto p = static_cast<size_t>(pos_);
+    auto d = static_cast<size_t>(obs_size_), k = static_cast<size_t>(action_size_);
+    std::copy(obs, obs + d, obs_.begin() + static_cast<std::ptrdiff_t>(p * d));
+    std::copy(next_obs, next_obs + d, next_obs_.begin() + static_cast<std::ptrdiff_t>(p * d));
+    std::copy(action, action + k, actions_.begin() + static_cast<std::ptrdiff_t>(p * k));
+    rewards_[p] = static_cast<float>(reward);
+    terminated_[p] = terminated ? 1.0f : 0.0f;
+    pos_ = (pos_ + 1) % capacity_;
+    size_ = std::min(size_ + 1, capacity_);
+}
+
+ReplayBuffer::Batch ReplayBuffer::sample(int64_t batch_size, Generator& gen, bool discrete) const {
+    SOMA_CHECK_VALUE(size_ > 0, "ReplayBuffer.sample: the buffer is empty");
+    SOMA_CHECK_VALUE(batch_size > 0, "ReplayBuffer.sample: batch_size must be positive: got ",
+                     batch_size);
+    auto d = obs_size_, k = action_size_;
+    Batch b;
+    b.obs = empty({batch_size, d});
+    b.next_obs = empty({batch_size, d});
+    b.rewards = empty({batch_size});
+    b.terminated = empty({batch_size});
+    bool int_actions = discrete && k == 1;
+    b.actions = int_actions ? empty({batch_size}, {.dtype = DType::int64}) : empty({batch_size, k});
+    float* o = b.obs.data_ptr<float>();
+    float* no = b.next_obs.data_ptr<float>();
+    float* r = b.rewards.data_ptr<float>();
+    float* t = b.terminated.data_ptr<float>();
+    for (int64_t i = 0; i < batch_size; ++i) {
+        auto j = static_cast<int64_t>(gen.next_below(static_cast<uint64_t>(size_)));
+        std::copy(obs_.begin() + j * d, obs_.begin() + (j + 1) * d, o + i * d);
+        std::copy(next_obs_.begin() + j * d, next_obs_.begin() + (j + 1) * d, no + i * d);
+        r[i] = rewards_[static_cast<size_t>(j)];
+        t[i] = terminated_[static_cast<size_t>(j)];
+        if (int_actions)
+            b.actions.data_ptr<int64_t>()[i] =
+                static_cast<int64_t>(actions_[static_cast<size_t>(j)]);
+        else
+            for (int64_t c = 0; c < k; ++c)
+                b.actions.data_ptr<float>()[i * k + c] =
+                    static_cast<float>(actions_[static_cast<size_t>(j * k + c)]);
+    }
+    return b;
+}
+
+// ---- GAE -----------------------------------------------------------------------------------
+Advantages compute_gae(const Tensor& rewards, const Tensor& values, const Tensor& dones,
+                       const Tensor& next_values, double gamma, double lambda) {
+    SOMA_CHECK_SHAPE(
+        rewards.dim() == 2 && values.shape() == rewards.shape() && dones.shape() == rewards.shape(),
+        "compute_gae: rewards, values and dones must share a [T, N] shape: got ", rewards.shape(),
+        ", ", values.shape(), ", ", dones.shape());
+    int64_t T = rewards.size(0), N = rewards.size(1);
+    SOMA_CHECK_SHAPE(next_values.shape() == Shape{N}, "compute_gae: next_values: got ",
+                     next_values.shape(), ", expected ", Shape{N});
+    auto r = rewards.to_vector<double>(), v = values.to_vector<double>();
+    auto d = dones.to_vector<double>(), nv = next_values.to_vector<double>();
+    std::vector<float> adv(static_cast<size_t>(T * N)), ret(adv.size());
+    for (int64_t n = 0; n < N; ++n) {
+        double last = 0;
+        for (int64_t t = T - 1; t >= 0; --t) {
+            auto i = static_cast<size_t>(t * N + n);
+            double next_v = t == T - 1 ? nv[static_cast<size_t>(n)] : v[i + static_cast<size_t>(N)];
+            double nonterminal = 1.0 - d[i];
+            double delta = r[i] + gamma * next_v * nonterminal - v[i];
+            last = delta + gamma * lambda * nonterminal * last;
+            adv[i] = static_cast<float>(last);
+            ret[i] = static_cast<float>(last + v[i]);
+        }
+    }
+    return {from_vector<float>(adv, {T, N}), from_vector<float>(ret, {T, N})};
+}
+
+// ---- ActorCritic ---------------------------------------------------------------------------
+ActorCritic::ActorCritic(int64_t obs_size, int64_t action_size, bool discrete_actions,
+                         const std::vector<int64_t>& hidden)
+    : discrete(discrete_actions) {
+    actor = register_module("actor", mlp(obs_size, hidden, action_size, "tanh"));
+    critic = register_module("critic", mlp(obs_size, hidden, 1, "tanh"));
+    {
+        // Small last layers (as CleanRL's orthogonal init with gains 0.01 / 1): a near-uniform
+        // initial policy and small initial values.
+        NoGradGuard ng;
+        auto& last = static_cast<nn::Linear&>((*actor)[actor->size() - 1]);
+        last.weight.mul_(0.01);
+        last.bias.zero_();
+    }
+    if (!discrete) log_std = register_parameter("log_std", zeros({action_size}));
+}
+
+Tensor ActorCritic::value(const Tensor& obs) { return (*critic)(obs).squeeze(-1); }
+
+ActorCritic::Eval ActorCritic::evaluate(const Tensor& obs, const Tensor& actions) {
+    Eval e;
+    Tensor out = (*actor)(obs);
+    if (discrete) {
+        Tensor logp = log_softmax(out, -1);  // [B, n]
+        e.log_prob = gather(logp, 1, actions.unsqueeze(1)).squeeze(1);
+        e.entropy = -(exp(logp) * logp).sum({-1});
+    } else {
+        // log N(a; mu, sigma) = -(a - mu)^2 / (2 sigma^2) - log sigma - log(2 pi) / 2
+        const double half_log_2pi = 0.5 * std::log(2 * std::numbers::pi);
+        Tensor z = (actions - out) * exp(-log_std);
+        e.log_prob = (z * z * -0.5 - log_std - half_log_2pi).sum({-1});
+        // entropy of N(mu, sigma) = 1/2 + log(2 pi)/2 + log sigma per dimension
+        e.entropy = (log_std + (0.5 + half_log_2pi)).sum().expand({obs.size(0)});
+    }
+    e.value = value(obs);
+    return e;
+}
+
+// ---- evaluation ----------------------------------------------------------------------------
+EvalResult evaluate(const Policy& policy, const EnvFactory& factory, int64_t episodes,
+                    uint64_t seed) {
+    SOMA_CHECK_VALUE(episodes > 0, "rl::evaluate: episodes must be positive: got ", episodes);
+    VectorEnv venv(factory, episodes);
+    Tensor obs = venv.reset(seed);
+    EvalResult res;
+    res.returns.assign(static_cast<size_t>(episodes), NAN);
+    int64_t left = episodes;
+    std::vector<bool> done(static_cast<size_t>(episodes), false);
+    NoGradGuard ng;
+    while (left > 0) {
+        Tensor actions = policy(obs);
+        VectorStep s = venv.step(actions);
+        res.steps += left;
+        for (const auto& ep : venv.finished()) {
+            auto i = static_cast<size_t>(ep.env);
+            if (done[i]) continue;
+            done[i] = true;
+            res.returns[i] = ep.ret;
+            --left;
+        }
+        obs = s.observations;
+    }
+    double sum = 0, sq = 0;
+    for (double r : res.returns) sum += r;
+    res.mean_return = sum / static_cast<double>(episodes);
+    for (double r : res.returns) sq += (r - res.mean_return) * (r - res.mean_return);
+    res.std_return = std::sqrt(sq / static_cast<double>(episodes));
+    return res;
+}
+
+// ---- checkpoints ---------------------------------------------------------------------------
+namespace detail {
+
+std::string join_ints(const std::vector<int64_t>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+    return s;
+}
+
+std::vector<int64_t> split_ints(const std::string& s) {
+    std::vector<int64_t> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ','))
+        if (!item.empty()) out.push_back(std::stoll(item));
+    return out;
+}
+
+Policy greedy_q_policy(std::shared_ptr<nn::Module> q) {
+    return [q](const Tensor& obs) {
+        NoGradGuard ng;
+        return argmax((*q)(obs), 1);
+    };
+}
+
+Policy greedy_ac_policy(std::shared_ptr<ActorCritic> ac, std::vector<double> low,
+                        std::vector<double> high) {
+    return [ac, low, high](const Tensor& obs) {
+        NoGradGuard ng;
+        Tensor out = ac->actor_out(obs);
+        if (ac->discrete) return argmax(out, 1);
+        Tensor a = out.contiguous().clone();
+        float* p = a.data_ptr<float>();
+        int64_t k = a.size(1);
+        for (int64_t i = 0; i < a.numel(); ++i) {
+            auto j = static_cast<size_t>(i % k);
+            p[i] = std::clamp(p[i], static_cast<float>(low[j]), static_cast<float>(high[j]));
+        }
+        return a;
+    };
+}
+
+nn::NamedTensors prefixed(const std::string& prefix, const nn::NamedTensors& sd) {
+    nn::NamedTensors out;
+    for (const auto& [k, v] : sd) out.emplace_back(prefix + k, v.contiguous());
+    return out;
+}
+
+nn::NamedTensors with_prefix(const SafetensorsFile& f, const std::string& prefix) {
+    nn::NamedTensors out;
+    for (const auto& [k, v] : f.tensors)
+        if (k.rfind(prefix, 0) == 0) out.emplace_back(k.substr(prefix.size()), v);
+    return out;
+}
+
+}  // namespace detail
+
+Policy load_policy(const std::string& path) {
+    SafetensorsFile f = load_safetensors(path);
+    auto meta = [&](const std::string& k) {
+        auto it = f.metadata.find(k);
+        SOMA_CHECK_VALUE(it != f.metadata.end(), "rl::load_policy: ", path, ": metadata has no '",
+                         k, "': not an rl checkpoint?");
+        return it->second;
+    };
+    std::string algo = meta("algo");
+    auto env = make_env(meta("env"));
+    int64_t obs_size = env->observation_space().flat_size();
+    const Space& as = env->action_space();
+    auto hidden = detail::split_ints(meta("hidden"));
+    if (algo == "dqn") {
+        auto q = mlp(obs_size, hidden, as.n, "relu");
+        q->load_state_dict(detail::with_prefix(f, "model."));
+        return detail::greedy_q_policy(q);
+    }
+    SOMA_CHECK_VALUE(algo == "ppo", "rl::load_policy: ", path, ": unknown algo: got '", algo,
+                     "', expected 'dqn' or 'ppo'");
+    auto ac = std::make_shared<ActorCritic>(obs_size, as.is_discrete() ? as.n : as.flat_size(),
+                                            as.is_discrete(), hidden);
+    ac->load_state_dict(detail::with_prefix(f, "model."));
+    return detail::greedy_ac_policy(ac, as.low, as.high);
+}
+
+}  // namespace soma::rl
