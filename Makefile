@@ -22,7 +22,6 @@ JOBS ?= 2
 CTEST_ARGS ?=
 SOMA := build/release/soma
 DEMO_EPOCHS ?= 1
-BENCH := build/release/bench/soma_bench
 
 .PHONY: test demo bench asan debug build deps deps-test format check-format clean
 
@@ -64,11 +63,7 @@ demo: deps
 bench: deps
 	cmake --preset release
 	cmake --build --preset release
-	@if [[ -x $(BENCH) ]]; then \
-	    echo "+ $(BENCH)"; $(BENCH); \
-	else \
-	    echo "make bench: no benchmarks yet ($(BENCH) is built from bench/*.cpp)"; \
-	fi
+	/usr/bin/python3 bench/run.py --build build/release
 
 format:
 	scripts/check-format.sh --fix

@@ -25,6 +25,7 @@ ALL_EXTRA_PACKAGES=(
     libbenchmark-dev
     python3-numpy python3-torch
     dataset-fashion-mnist
+    bible-kjv bible-kjv-text
 )
 
 set_name="${SOMA_DEPS:-all}"

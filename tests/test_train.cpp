@@ -50,7 +50,7 @@ struct TrainRun {
 
 // The training the resume test runs three ways (whole, killed, resumed).
 TrainRun run_training(const std::string& out, bool resume, int64_t epochs,
-                 std::shared_ptr<train::Callback> cb = nullptr) {
+                      std::shared_ptr<train::Callback> cb = nullptr) {
     auto train_ds = blobs(512, 11), val_ds = blobs(128, 12);
     auto model = small_mlp(5);
     manual_seed(99);  // dropout stream

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "bench.h"
 #include "commands.h"
 #include "recipe.h"
 
@@ -46,6 +47,12 @@ int main(int argc, char** argv) {
     summary->add_option("recipe_or_checkpoint", what, "Recipe name, JSON file or checkpoint")
         ->required();
     app.add_subcommand("info", "Version, build, threads, CPU features, backends");
+    BenchArgs ba;
+    auto* bench = app.add_subcommand("bench", "Run one benchmark workload, print a JSON line");
+    bench->add_option("workload", ba.workload, "Workload (see `soma bench --list`)");
+    bench->add_option("--threads", ba.threads, "Threads (default: 1)");
+    bench->add_option("--seconds", ba.seconds, "Timed window after warm-up (default: 3)");
+    bench->add_flag("--list", ba.list, "List the workloads");
 
     try {
         app.parse(argc, argv);
@@ -60,6 +67,7 @@ int main(int argc, char** argv) {
         if (app.got_subcommand("recipes")) return cmd_recipes();
         if (app.got_subcommand("summary")) return cmd_summary(what);
         if (app.got_subcommand("info")) return cmd_info();
+        if (app.got_subcommand("bench")) return cmd_bench(ba);
     } catch (const UsageError& e) {
         std::fprintf(stderr, "soma: %s\n", e.what());
         return 2;

@@ -53,16 +53,16 @@ struct FitOptions {
     int64_t epochs = 1;
     Task task = Task::classification;
     std::string out_dir = "";  // "" = write no files
-    bool resume = false;  // continue from out_dir/checkpoint.safetensors when it exists
+    bool resume = false;       // continue from out_dir/checkpoint.safetensors when it exists
     /// Stop after this many epochs without improvement of the validation loss (0 = off).
     int64_t early_stopping_patience = 0;
-    bool progress = true;                         // progress bar / periodic lines on stderr
-    bool plot = true;                             // out_dir/curves.png after each epoch
-    double clip_grad_norm = 0;                    // 0 = off
-    optim::LRScheduler* scheduler = nullptr;      // stepped after every epoch
-    bool scheduler_per_batch = false;             // OneCycleLR: step after every batch
-    optim::ReduceLROnPlateau* plateau = nullptr;  // stepped with the validation loss
-    int64_t max_batches_per_epoch = 0;            // 0 = all (short runs for tests)
+    bool progress = true;                              // progress bar / periodic lines on stderr
+    bool plot = true;                                  // out_dir/curves.png after each epoch
+    double clip_grad_norm = 0;                         // 0 = off
+    optim::LRScheduler* scheduler = nullptr;           // stepped after every epoch
+    bool scheduler_per_batch = false;                  // OneCycleLR: step after every batch
+    optim::ReduceLROnPlateau* plateau = nullptr;       // stepped with the validation loss
+    int64_t max_batches_per_epoch = 0;                 // 0 = all (short runs for tests)
     std::map<std::string, std::string> metadata = {};  // stored in every checkpoint
     std::vector<std::shared_ptr<Callback>> callbacks = {};
     /// Called with a fatal signal-free stop request check between batches (e.g. SIGINT flag).
