@@ -316,6 +316,10 @@ class CpuBackend final : public Backend {
         if (!p) throw Error(detail::concat("cpu: out of memory allocating ", nbytes, " bytes"));
         return p;
     }
+    ~CpuBackend() override {
+        for (auto& fl : free_)
+            for (void* p : fl) std::free(p);
+    }
     void deallocate(void* p, size_t nbytes) override {
         if (!p) return;
         int cls = size_class(nbytes);
