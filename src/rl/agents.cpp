@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <numbers>
 #include <sstream>
 
@@ -278,6 +279,21 @@ Policy load_policy(const std::string& path) {
                                             as.is_discrete(), hidden);
     ac->load_state_dict(detail::with_prefix(f, "model."));
     return detail::greedy_ac_policy(ac, as.low, as.high);
+}
+
+bool detail::evaluate_during_training(const char* algo, TrainResult& res, const EnvFactory& factory,
+                                      int64_t episodes, uint64_t seed, double target, bool verbose,
+                                      int64_t step, Clock::time_point t0) {
+    auto ev = evaluate(res.policy, factory, episodes, 1'000'000 + seed);
+    res.evals.push_back({step, ev.mean_return, since(t0)});
+    if (verbose)
+        std::fprintf(stderr, "%s step %lld eval mean return %.1f (%.1fs)\n", algo,
+                     static_cast<long long>(step), ev.mean_return, since(t0));
+    if (std::isnan(target) || ev.mean_return < target) return false;
+    res.reached_target = true;
+    res.steps_to_target = step;
+    res.seconds_to_target = since(t0);
+    return true;
 }
 
 }  // namespace soma::rl

@@ -18,10 +18,8 @@
 namespace soma::rl {
 
 namespace {
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+using detail::Clock;
+using detail::since;
 }  // namespace
 
 TrainResult train_dqn(const EnvFactory& factory, const DQNConfig& cfg) {
@@ -154,18 +152,11 @@ TrainResult train_dqn(const EnvFactory& factory, const DQNConfig& cfg) {
         // ---- evaluate / checkpoint
         if (cfg.eval_interval > 0 && step % cfg.eval_interval == 0) {
             q->eval();
-            auto ev = evaluate(res.policy, factory, cfg.eval_episodes, 1'000'000 + cfg.seed);
+            const bool reached =
+                detail::evaluate_during_training("dqn", res, factory, cfg.eval_episodes, cfg.seed,
+                                                 cfg.target_return, cfg.verbose, step, t0);
             q->train();
-            res.evals.push_back({step, ev.mean_return, since(t0)});
-            if (cfg.verbose)
-                std::fprintf(stderr, "dqn step %lld eval mean return %.1f (%.1fs)\n",
-                             static_cast<long long>(step), ev.mean_return, since(t0));
-            if (!std::isnan(cfg.target_return) && ev.mean_return >= cfg.target_return) {
-                res.reached_target = true;
-                res.steps_to_target = step;
-                res.seconds_to_target = since(t0);
-                break;
-            }
+            if (reached) break;
         }
         if (cfg.checkpoint_interval > 0 && step - last_ckpt >= cfg.checkpoint_interval) {
             save();

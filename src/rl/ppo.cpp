@@ -23,10 +23,8 @@
 namespace soma::rl {
 
 namespace {
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+using detail::Clock;
+using detail::since;
 }  // namespace
 
 PPOLoss ppo_loss(ActorCritic& ac, const PPOBatch& b, const PPOConfig& cfg) {
@@ -258,17 +256,9 @@ TrainResult train_ppo(const EnvFactory& factory, const PPOConfig& cfg) {
         // ---- evaluate / checkpoint
         if (step >= next_eval) {
             next_eval += cfg.eval_interval;
-            auto ev = evaluate(res.policy, factory, cfg.eval_episodes, 1'000'000 + cfg.seed);
-            res.evals.push_back({step, ev.mean_return, since(t0)});
-            if (cfg.verbose)
-                std::fprintf(stderr, "ppo step %lld eval mean return %.1f (%.1fs)\n",
-                             static_cast<long long>(step), ev.mean_return, since(t0));
-            if (!std::isnan(cfg.target_return) && ev.mean_return >= cfg.target_return) {
-                res.reached_target = true;
-                res.steps_to_target = step;
-                res.seconds_to_target = since(t0);
+            if (detail::evaluate_during_training("ppo", res, factory, cfg.eval_episodes, cfg.seed,
+                                                 cfg.target_return, cfg.verbose, step, t0))
                 break;
-            }
         }
         if (cfg.checkpoint_interval > 0 && step - last_ckpt >= cfg.checkpoint_interval) {
             save();
