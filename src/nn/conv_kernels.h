@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "core/dispatch.h"
 #include "core/tensor_impl.h"
 
 namespace soma::conv {
@@ -22,14 +23,6 @@ inline Tensor contig(const Tensor& t) {
 }
 
 /// f(float{}) or f(double{}) by dtype (the ops have checked that it is floating).
-template <class F>
-void dispatch_fp(DType t, F&& f) {
-    if (t == DType::float32)
-        f(float{});
-    else
-        f(double{});
-}
-
 /// The geometry of one 2-D convolution, always seen from the forward conv's side:
 /// input x [N, C, H, W], weight [O, C/groups, kh, kw], output y [N, O, Ho, Wo], with
 /// y[n, o, i, j] = Σ_{c, a, b} w[o, c, a, b] x[n, g(o) C/groups + c, i sh - ph + a dh,

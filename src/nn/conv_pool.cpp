@@ -19,7 +19,6 @@ namespace {
 using Grads = std::vector<Tensor>;
 using conv::AxisWindows;
 using conv::contig;
-using conv::dispatch_fp;
 
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
@@ -89,7 +88,7 @@ Tensor max_scatter_op(const Tensor& dy, const Tensor& idx, const Shape& in_shape
     const int64_t in_plane = in_shape[in_shape.size() - 1] * in_shape[in_shape.size() - 2];
     const int64_t planes = in_plane ? dx.numel() / in_plane : 0;
     const int64_t out_plane = planes ? dy.numel() / planes : 0;
-    dispatch_fp(dy.dtype(), [&](auto z) {
+    dispatch_floating(dy.dtype(), [&](auto z) {
         using T = decltype(z);
         conv::max_pool_scatter<T>(planes, in_plane, out_plane, dyc.data_ptr<T>(),
                                   idx.data_ptr<int64_t>(), dx.data_ptr<T>());
@@ -107,7 +106,7 @@ Tensor max_gather_op(const Tensor& x, const Tensor& idx, const Shape& out_shape)
     const int64_t in_plane = x.size(-1) * x.size(-2);
     const int64_t planes = in_plane ? x.numel() / in_plane : 0;
     const int64_t out_plane = planes ? y.numel() / planes : 0;
-    dispatch_fp(x.dtype(), [&](auto z) {
+    dispatch_floating(x.dtype(), [&](auto z) {
         using T = decltype(z);
         conv::max_pool_gather<T>(planes, in_plane, out_plane, xc.data_ptr<T>(),
                                  idx.data_ptr<int64_t>(), y.data_ptr<T>());
@@ -135,7 +134,7 @@ Tensor avg_op(const Tensor& x, const WindowsPtr& win, const char* name) {
     const int64_t wo = static_cast<int64_t>(win->w.start.size());
     Tensor y = make_tensor(with_spatial(x, ho, wo), x.dtype(), x.device());
     const int64_t h = x.size(-2), w = x.size(-1), planes = x.numel() / (h * w);
-    dispatch_fp(x.dtype(), [&](auto z) {
+    dispatch_floating(x.dtype(), [&](auto z) {
         using T = decltype(z);
         conv::avg_pool_forward<T>(planes, h, w, win->h, win->w, xc.data_ptr<T>(), y.data_ptr<T>());
     });
@@ -152,7 +151,7 @@ Tensor avg_backward_op(const Tensor& dy, const WindowsPtr& win, const Shape& in_
     Tensor dx = make_tensor(in_shape, dy.dtype(), dy.device());
     const int64_t h = in_shape[in_shape.size() - 2], w = in_shape[in_shape.size() - 1];
     const int64_t planes = dx.numel() / (h * w);
-    dispatch_fp(dy.dtype(), [&](auto z) {
+    dispatch_floating(dy.dtype(), [&](auto z) {
         using T = decltype(z);
         conv::avg_pool_backward<T>(planes, h, w, win->h, win->w, dyc.data_ptr<T>(),
                                    dx.data_ptr<T>());
@@ -183,7 +182,7 @@ Tensor max_pool2d(const Tensor& x, Pool2dArgs args) {
                         .pw = ps.p[1],
                         .dh = ps.d[0],
                         .dw = ps.d[1]};
-    dispatch_fp(x.dtype(), [&](auto z) {
+    dispatch_floating(x.dtype(), [&](auto z) {
         using T = decltype(z);
         conv::max_pool_forward<T>(g, xc.data_ptr<T>(), y.data_ptr<T>(), idx.data_ptr<int64_t>());
     });

@@ -20,7 +20,6 @@ namespace {
 using Grads = std::vector<Tensor>;
 using conv::contig;
 using conv::ConvGeom;
-using conv::dispatch_fp;
 
 template <class T>
 const T* ptr_or_null(const Tensor& t) {
@@ -39,7 +38,7 @@ Tensor channel_sum_op(const Tensor& t) {
     Tensor tc = contig(t);
     const int64_t n = t.size(0), c = t.size(1), inner = n * c != 0 ? t.numel() / (n * c) : 0;
     Tensor out = make_tensor({c}, t.dtype(), t.device());
-    dispatch_fp(t.dtype(), [&](auto z) {
+    dispatch_floating(t.dtype(), [&](auto z) {
         using T = decltype(z);
         conv::channel_sum<T>(n, c, inner, tc.data_ptr<T>(), out.data_ptr<T>());
     });
@@ -54,7 +53,7 @@ Tensor channel_sum_op(const Tensor& t) {
 Tensor conv_op(const Tensor& x, const Tensor& w, const Tensor& b, const ConvGeom& g) {
     Tensor xc = contig(x), wc = contig(w), bc = b.defined() ? contig(b) : Tensor();
     Tensor y = make_tensor({g.n, g.o, g.ho, g.wo}, x.dtype(), x.device());
-    dispatch_fp(x.dtype(), [&](auto z) {
+    dispatch_floating(x.dtype(), [&](auto z) {
         using T = decltype(z);
         conv::conv2d_forward<T>(backend(x), g, xc.data_ptr<T>(), wc.data_ptr<T>(),
                                 ptr_or_null<T>(bc), y.data_ptr<T>());
@@ -74,7 +73,7 @@ Tensor conv_op(const Tensor& x, const Tensor& w, const Tensor& b, const ConvGeom
 Tensor conv_transpose_op(const Tensor& x, const Tensor& w, const Tensor& b, const ConvGeom& g) {
     Tensor xc = contig(x), wc = contig(w), bc = b.defined() ? contig(b) : Tensor();
     Tensor y = make_tensor({g.n, g.c, g.h, g.w}, x.dtype(), x.device());
-    dispatch_fp(x.dtype(), [&](auto z) {
+    dispatch_floating(x.dtype(), [&](auto z) {
         using T = decltype(z);
         conv::conv2d_input_grad<T>(backend(x), g, xc.data_ptr<T>(), wc.data_ptr<T>(),
                                    ptr_or_null<T>(bc), y.data_ptr<T>());
@@ -93,7 +92,7 @@ Tensor conv_transpose_op(const Tensor& x, const Tensor& w, const Tensor& b, cons
 Tensor conv_weight_op(const Tensor& x, const Tensor& dy, const ConvGeom& g) {
     Tensor xc = contig(x), dyc = contig(dy);
     Tensor dw = make_tensor({g.o, g.c / g.groups, g.kh, g.kw}, x.dtype(), x.device());
-    dispatch_fp(x.dtype(), [&](auto z) {
+    dispatch_floating(x.dtype(), [&](auto z) {
         using T = decltype(z);
         conv::conv2d_weight_grad<T>(backend(x), g, xc.data_ptr<T>(), dyc.data_ptr<T>(),
                                     dw.data_ptr<T>());

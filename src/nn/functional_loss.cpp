@@ -21,6 +21,7 @@
 #include <memory>
 #include <sstream>
 
+#include "core/dispatch.h"
 #include "ops/op_util.h"
 #include "soma/nn/functional.h"
 
@@ -28,12 +29,6 @@ namespace soma::nn::functional {
 namespace {
 
 using Grads = std::vector<Tensor>;
-
-template <class F>
-decltype(auto) dispatch_fp(DType t, F&& f) {
-    if (t == DType::float64) return f(double{});
-    return f(float{});
-}
 
 void check_reduction(Reduction r, const char* op) {
     SOMA_CHECK_VALUE(r != Reduction::batchmean, op,
@@ -442,7 +437,7 @@ Tensor class_loss(const char* op, bool softmax, const Tensor& input, const Tenso
         NoGradGuard ng;
         k->x = input.contiguous();
         k->target = k->prob_target ? cast(target, k->dtype).contiguous() : target.contiguous();
-        out = dispatch_fp(k->dtype, [&](auto z) {
+        out = dispatch_floating(k->dtype, [&](auto z) {
             using T = decltype(z);
             return k->prob_target ? class_prob_forward<T>(*k) : class_index_forward<T>(*k);
         });
@@ -453,7 +448,7 @@ Tensor class_loss(const char* op, bool softmax, const Tensor& input, const Tenso
     auto backward = [k, input, target, want_dy](const Tensor& g) -> Grads {
         // create_graph: the gradient must itself be differentiable.
         if (is_grad_enabled()) return class_backward_diff(*k, input, target, g);
-        return dispatch_fp(k->dtype, [&](auto z) -> Grads {
+        return dispatch_floating(k->dtype, [&](auto z) -> Grads {
             using T = decltype(z);
             if (!k->prob_target) return {class_index_backward<T>(*k, g)};
             Grads r = class_prob_backward<T>(*k, g, want_dy);

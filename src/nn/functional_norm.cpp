@@ -12,6 +12,7 @@
 // batch_norm eval, layer_norm and dropout are compositions of soma ops.
 #include <cmath>
 
+#include "core/dispatch.h"
 #include "ops/op_util.h"
 #include "soma/nn/functional.h"
 
@@ -19,12 +20,6 @@ namespace soma::nn::functional {
 namespace {
 
 using Grads = std::vector<Tensor>;
-
-template <class F>
-decltype(auto) dispatch_fp(DType t, F&& f) {
-    if (t == DType::float64) return f(double{});
-    return f(float{});
-}
 
 void check_channel_param(const Tensor& t, const char* what, int64_t C, const Tensor& x) {
     if (!t.defined()) return;
@@ -217,10 +212,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
         if (w.defined()) k->w = doubles(w);
         std::vector<double> bv = b.defined() ? doubles(b) : std::vector<double>();
         std::vector<double> var =
-            dispatch_fp(dt, [&](auto z) { return bn_stats<decltype(z)>(*k); });
+            dispatch_floating(dt, [&](auto z) { return bn_stats<decltype(z)>(*k); });
         k->inv.resize(C);
         for (int64_t c = 0; c < C; ++c) k->inv[c] = 1.0 / std::sqrt(var[c] + eps);
-        y = dispatch_fp(dt, [&](auto z) { return bn_normalise<decltype(z)>(*k, bv); });
+        y = dispatch_floating(dt, [&](auto z) { return bn_normalise<decltype(z)>(*k, bv); });
         const double unbias = static_cast<double>(M) / static_cast<double>(M - 1);
         if (running_mean.defined()) {
             std::vector<double> r = doubles(running_mean);
@@ -240,7 +235,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                   [k, x, w, eps](const Tensor& g) -> Grads {
                       if (is_grad_enabled())
                           return bn_train_backward_diff(x, w, k->has_bias, eps, g);
-                      return dispatch_fp(
+                      return dispatch_floating(
                           k->dtype, [&](auto z) { return bn_train_backward<decltype(z)>(*k, g); });
                   },
                   {x});

@@ -8,20 +8,13 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/dispatch.h"
 #include "core/tensor_impl.h"
 #include "soma/autograd.h"
 
 namespace soma::optim {
 
 namespace {
-
-template <class F>
-void dispatch_floating(DType t, F&& f) {
-    if (t == DType::float32)
-        f(float{});
-    else
-        f(double{});
-}
 
 std::vector<Tensor> grads_of(const std::vector<Tensor>& params, const char* who) {
     std::vector<Tensor> grads;

@@ -9,20 +9,13 @@
 // PyTorch's CPU kernels do. One pass over the parameter and its state per step.
 #include <cmath>
 
+#include "core/dispatch.h"
 #include "core/tensor_impl.h"
 #include "soma/optim/optimizer.h"
 
 namespace soma::optim {
 
 namespace {
-
-template <class F>
-void dispatch_floating(DType t, F&& f) {
-    if (t == DType::float32)
-        f(float{});
-    else
-        f(double{});
-}
 
 void check_ge0(const char* opt, const char* option, double v, const std::string& where) {
     SOMA_CHECK_VALUE(v >= 0, opt, ": invalid ", option, where, ": got ", v, ", expected ", option,
