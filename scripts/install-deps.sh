@@ -16,7 +16,7 @@ TEST_PACKAGES=(
     build-essential cmake ninja-build g++
     libgtest-dev libgmock-dev
     libopenblas-dev libdnnl-dev
-    nlohmann-json3-dev libcli11-dev zlib1g-dev libpng-dev
+    nlohmann-json3-dev libcli11-dev zlib1g-dev libpng-dev libgif-dev libfftw3-dev
     clang-format
     python3-sklearn
 )
@@ -26,6 +26,7 @@ ALL_EXTRA_PACKAGES=(
     python3-numpy python3-torch
     dataset-fashion-mnist
     bible-kjv bible-kjv-text
+    fortunes espeak-ng flite asterisk-core-sounds-en-wav
 )
 
 set_name="${SOMA_DEPS:-all}"

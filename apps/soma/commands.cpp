@@ -18,6 +18,7 @@
 #include "soma/ops.h"
 #include "soma/parallel.h"
 #include "soma/random.h"
+#include "workflows.h"
 
 namespace soma::app {
 
@@ -95,6 +96,11 @@ void save_prediction_grid(const std::string& path, nn::Module& model, const Data
 }  // namespace
 
 int cmd_train(const TrainArgs& a) {
+    if (const Workflow* w = find_workflow(a.recipe)) return w->train(a);
+    if (!a.sets.empty() || a.seconds > 0 || a.steps > 0)
+        throw UsageError("train " + a.recipe +
+                         ": --set, --seconds and --steps apply to workflow recipes only; use "
+                         "--epochs, --batch-size, --lr and --seed");
     Recipe r = load_recipe(a.recipe);
     if (a.epochs >= 0) r.epochs = a.epochs;
     if (a.batch_size > 0) r.batch_size = a.batch_size;
@@ -186,6 +192,12 @@ int cmd_train(const TrainArgs& a) {
 
 int cmd_eval(const std::string& checkpoint, int threads) {
     if (threads > 0) set_num_threads(threads);
+    if (const Workflow* w = workflow_of_checkpoint(checkpoint)) {
+        if (!w->eval)
+            throw UsageError("eval: " + checkpoint + " was written by " + w->name +
+                             ", which has no evaluation; try `soma generate` or `soma play`");
+        return w->eval(checkpoint, threads);
+    }
     auto t0 = std::chrono::steady_clock::now();
     Loaded l = load_model_from_checkpoint(checkpoint);
     Data d = load_data(l.recipe);
@@ -289,7 +301,9 @@ int cmd_predict(const std::string& checkpoint, const std::string& input, int top
 }
 
 int cmd_recipes() {
-    for (auto& [n, desc] : builtin_recipes()) std::printf("%-14s %s\n", n.c_str(), desc.c_str());
+    for (auto& [n, desc] : builtin_recipes()) std::printf("%-18s %s\n", n.c_str(), desc.c_str());
+    for (const auto& w : workflows())
+        std::printf("%-18s %s\n", w.name.c_str(), w.description.c_str());
     return 0;
 }
 

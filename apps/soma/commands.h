@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace soma::app {
 
@@ -14,6 +15,9 @@ struct TrainArgs {
     int threads = 0;
     std::string out;
     bool resume = false, quiet = false;
+    double seconds = -1;  // time budget for workflows that train by the clock
+    int64_t steps = -1;   // environment steps (RL) or iterations, when the recipe uses them
+    std::vector<std::string> sets;  // --set KEY=VALUE recipe-specific overrides
 };
 int cmd_train(const TrainArgs& a);
 int cmd_eval(const std::string& checkpoint, int threads);

@@ -5,6 +5,7 @@
 #include "bench.h"
 #include "commands.h"
 #include "recipe.h"
+#include "workflows.h"
 
 int main(int argc, char** argv) {
     using namespace soma::app;
@@ -25,6 +26,10 @@ int main(int argc, char** argv) {
     train->add_option("--max-batches", ta.max_batches, "Limit batches per epoch (quick runs)");
     train->add_flag("--resume", ta.resume, "Continue from <out>/checkpoint.safetensors");
     train->add_flag("--quiet", ta.quiet, "No progress display");
+    train->add_option("--seconds", ta.seconds, "Training time budget (recipes that use one)");
+    train->add_option("--steps", ta.steps,
+                      "Environment steps / iterations (recipes that use them)");
+    train->add_option("--set", ta.sets, "Recipe-specific override KEY=VALUE (repeatable)");
 
     std::string ckpt, input;
     int threads = 0, top = 3;
@@ -39,6 +44,28 @@ int main(int argc, char** argv) {
     predict->add_option("input", input, "Image file, or an index into the test set")->required();
     predict->add_option("--top", top, "Show the top K classes");
     predict->add_option("--threads", threads, "Threads");
+
+    GenerateArgs ga;
+    auto* gen =
+        app.add_subcommand("generate", "Sample from a generative checkpoint (images or text)");
+    gen->add_option("checkpoint", ga.checkpoint, "checkpoint.safetensors of a generative recipe")
+        ->required();
+    gen->add_option("--n", ga.n, "Images to draw (default: 64)");
+    gen->add_option("--out", ga.out, "Output PNG for image models");
+    gen->add_option("--prompt", ga.prompt, "Text to start from (language models)");
+    gen->add_option("--length", ga.length, "Characters to generate (default: 300)");
+    gen->add_option("--temperature", ga.temperature, "Sampling temperature (default: 0.8)");
+    gen->add_option("--seed", ga.seed, "Random seed (default: 0)");
+    gen->add_option("--threads", ga.threads, "Threads");
+
+    PlayArgs pa;
+    auto* play = app.add_subcommand("play", "Run a trained agent in its environment");
+    play->add_option("checkpoint", pa.checkpoint, "checkpoint.safetensors of an RL recipe")
+        ->required();
+    play->add_option("--episodes", pa.episodes, "Evaluation episodes (default: 100)");
+    play->add_option("--seed", pa.seed, "Seed of the first episode (default: 0)");
+    play->add_option("--render", pa.render, "Write the first episode as an animated GIF");
+    play->add_option("--threads", pa.threads, "Threads");
 
     app.add_subcommand("recipes", "List the built-in recipes");
     std::string what;
@@ -64,6 +91,8 @@ int main(int argc, char** argv) {
         if (app.got_subcommand("train")) return cmd_train(ta);
         if (app.got_subcommand("eval")) return cmd_eval(ckpt, threads);
         if (app.got_subcommand("predict")) return cmd_predict(ckpt, input, top, threads);
+        if (app.got_subcommand("generate")) return cmd_generate(ga);
+        if (app.got_subcommand("play")) return cmd_play(pa);
         if (app.got_subcommand("recipes")) return cmd_recipes();
         if (app.got_subcommand("summary")) return cmd_summary(what);
         if (app.got_subcommand("info")) return cmd_info();

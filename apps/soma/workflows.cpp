@@ -1,0 +1,67 @@
+// The workflow registry and the `soma generate` / `soma play` dispatch.
+#include "workflows.h"
+
+#include "recipe.h"
+#include "soma/io.h"
+
+namespace soma::app {
+
+const std::vector<Workflow>& workflows() {
+    static const std::vector<Workflow> all = [] {
+        std::vector<Workflow> w;
+        add_gen_workflows(w);
+        add_text_workflows(w);
+        add_speech_workflows(w);
+        add_rl_workflows(w);
+        return w;
+    }();
+    return all;
+}
+
+const Workflow* find_workflow(const std::string& name) {
+    for (const auto& w : workflows())
+        if (w.name == name) return &w;
+    return nullptr;
+}
+
+const Workflow* workflow_of_checkpoint(const std::string& checkpoint) {
+    SafetensorsFile f;
+    try {
+        f = load_safetensors(checkpoint);
+    } catch (const Error& e) {
+        throw UsageError(e.what());
+    }
+    auto it = f.metadata.find("recipe");
+    return it == f.metadata.end() ? nullptr : find_workflow(it->second);
+}
+
+std::map<std::string, std::string> parse_overrides(const std::vector<std::string>& sets) {
+    std::map<std::string, std::string> m;
+    for (const auto& s : sets) {
+        auto eq = s.find('=');
+        if (eq == std::string::npos || eq == 0)
+            throw UsageError("--set " + s + ": expected KEY=VALUE, e.g. --set latent=32");
+        m[s.substr(0, eq)] = s.substr(eq + 1);
+    }
+    return m;
+}
+
+int cmd_generate(const GenerateArgs& a) {
+    const Workflow* w = workflow_of_checkpoint(a.checkpoint);
+    if (!w || !w->generate)
+        throw UsageError("generate: " + a.checkpoint +
+                         " is not a generative checkpoint (written by a GAN, VAE or language-model "
+                         "recipe); see `soma recipes`");
+    return w->generate(a);
+}
+
+int cmd_play(const PlayArgs& a) {
+    const Workflow* w = workflow_of_checkpoint(a.checkpoint);
+    if (!w || !w->play)
+        throw UsageError("play: " + a.checkpoint +
+                         " is not an agent checkpoint (written by a reinforcement-learning recipe "
+                         "such as ppo-cartpole); see `soma recipes`");
+    return w->play(a);
+}
+
+}  // namespace soma::app
