@@ -34,6 +34,8 @@ WORKLOADS = [
     "mlp-train-b64",
     "mlp-train-b256",
     "cnn-train-b64",
+    "lstm-train",
+    "gan-train",
     "mlp-infer-b1",
     "mlp-infer-b64",
     "cnn-infer-b1",
@@ -58,6 +60,10 @@ OPENBLAS_HANDICAP = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"]
 
 def metric_of(workload):
     """(JSON key, unit, higher_is_better)."""
+    if workload == "lstm-train":
+        return "tokens_per_s", "tokens/s", True
+    if workload == "gan-train":
+        return "iters_per_s", "iterations/s", True
     if "-train-" in workload:
         return "samples_per_s", "samples/s", True
     if "-infer-" in workload:
@@ -286,7 +292,7 @@ def main():
             peak = peak_core * t
             for side in ("soma", "torch"):
                 d = row[side]
-                if d and d.get("gflops") is not None and ("-train-" in w or w == "sgemm"):
+                if d and d.get("gflops") is not None and ("-train" in w or w == "sgemm"):
                     d["share_of_peak"] = d["gflops"] / peak
                     if fma[t] and fma[t].get("gflops"):
                         d["share_of_measured_fma_peak"] = d["gflops"] / fma[t]["gflops"]

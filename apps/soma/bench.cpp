@@ -18,6 +18,7 @@
 #include "soma/autograd.h"
 #include "soma/data.h"
 #include "soma/nn.h"
+#include "soma/nn/rnn.h"
 #include "soma/ops.h"
 #include "soma/optim.h"
 #include "soma/parallel.h"
@@ -208,6 +209,121 @@ Json bench_infer(const std::string& name, bool cnn, int64_t batch, int threads, 
     return j;
 }
 
+// lstm-train: Embedding 96->128, LSTM 128->256, Linear 256->96 over every step; sequence 64,
+// batch 32; Adam 2e-3. Random tokens (throughput does not depend on the text).
+constexpr int64_t kLstmT = 64, kLstmB = 32, kLstmV = 96, kLstmE = 128, kLstmH = 256;
+constexpr double kLstmFlopsPerToken =
+    2.0 * (4 * kLstmH * kLstmE + 4 * kLstmH * kLstmH + kLstmH * kLstmV);
+
+Json bench_lstm(const std::string& name, int threads, double seconds) {
+    manual_seed(0);
+    nn::Embedding emb({.num = kLstmV, .dim = kLstmE});
+    nn::LSTM lstm({.input_size = kLstmE, .hidden_size = kLstmH});
+    nn::Linear head({.in = kLstmH, .out = kLstmV});
+    std::vector<Tensor> params;
+    for (nn::Module* m : std::initializer_list<nn::Module*>{&emb, &lstm, &head})
+        for (auto& p : m->parameters()) params.push_back(p);
+    optim::Adam opt(params, optim::AdamOptions{.lr = 2e-3});
+    Tensor tokens = randint(0, kLstmV, {kLstmT + 1, kLstmB});
+    Tensor x = tokens.narrow(0, 0, kLstmT).contiguous(), y = tokens.narrow(0, 1, kLstmT).contiguous();
+    double last_loss = 0;
+    auto step = [&] {
+        opt.zero_grad();
+        Tensor h = lstm(emb(x), nn::RNNState{}).output;  // [T, B, H]
+        Tensor logits = head(h.reshape({kLstmT * kLstmB, kLstmH}));
+        Tensor loss = nn::functional::cross_entropy(logits, y.reshape({-1}));
+        loss.backward();
+        opt.step();
+        last_loss = loss.item<double>();
+    };
+    Timed t = time_loop(step, seconds, 2, 3);
+    double tps = static_cast<double>(t.iters * kLstmT * kLstmB) / t.elapsed_s;
+    Json j = header(name, threads);
+    j["tokens_per_s"] = round_to(tps, 1);
+    j["peak_rss_mb"] = round_to(peak_rss_mb(), 1);
+    j["gflops"] = round_to(tps * 3.0 * kLstmFlopsPerToken / 1e9, 2);
+    j["step_ms_median"] = round_to(median(t.per_iter_s) * 1e3, 4);
+    j["steps"] = t.iters;
+    j["loss"] = round_to(last_loss, 4);
+    return j;
+}
+
+// gan-train: the DCGAN of the issue (G: Linear 64->6272, BN1d, ReLU, [128,7,7], ConvT 128->64,
+// BN2d, ReLU, ConvT 64->1, Tanh; D: Conv 1->64, LeakyReLU, Conv 64->128, BN2d, LeakyReLU,
+// Linear 6272->1), BCE with logits, Adam 2e-4 (0.5, 0.999), batch 64, one D and one G step.
+constexpr int64_t kGanBatch = 64, kGanLatent = 64;
+// Forward FLOPs per sample: G's Linear + 2 transposed convs, D's 2 convs + Linear.
+constexpr double kGanGFlops =
+    2.0 * (64 * 6272 + 128 * 64 * 16 * 14 * 14 + 64 * 1 * 16 * 28 * 28);
+constexpr double kGanDFlops = 2.0 * (1 * 64 * 16 * 14 * 14 + 64 * 128 * 16 * 7 * 7 + 6272);
+
+Json bench_gan(const std::string& name, int threads, double seconds) {
+    manual_seed(0);
+    BenchData d = load_data(true);
+    nn::Sequential g1, g2, disc;
+    g1.emplace<nn::Linear>(nn::LinearOptions{.in = kGanLatent, .out = 6272});
+    g1.emplace<nn::BatchNorm1d>(nn::BatchNormOptions{.features = 6272});
+    g1.emplace<nn::ReLU>();
+    g2.emplace<nn::ConvTranspose2d>(nn::ConvTranspose2dOptions{
+        .in = 128, .out = 64, .kernel = {4, 4}, .stride = {2, 2}, .padding = {1, 1}});
+    g2.emplace<nn::BatchNorm2d>(nn::BatchNormOptions{.features = 64});
+    g2.emplace<nn::ReLU>();
+    g2.emplace<nn::ConvTranspose2d>(nn::ConvTranspose2dOptions{
+        .in = 64, .out = 1, .kernel = {4, 4}, .stride = {2, 2}, .padding = {1, 1}});
+    g2.emplace<nn::Tanh>();
+    disc.emplace<nn::Conv2d>(
+        nn::Conv2dOptions{.in = 1, .out = 64, .kernel = {4, 4}, .stride = {2, 2}, .padding = {1, 1}});
+    disc.emplace<nn::LeakyReLU>(0.2);
+    disc.emplace<nn::Conv2d>(nn::Conv2dOptions{
+        .in = 64, .out = 128, .kernel = {4, 4}, .stride = {2, 2}, .padding = {1, 1}});
+    disc.emplace<nn::BatchNorm2d>(nn::BatchNormOptions{.features = 128});
+    disc.emplace<nn::LeakyReLU>(0.2);
+    disc.emplace<nn::Flatten>();
+    disc.emplace<nn::Linear>(nn::LinearOptions{.in = 6272, .out = 1});
+    auto generator = [&](const Tensor& z) {
+        return g2(g1(z).reshape({z.size(0), 128, 7, 7}));
+    };
+    std::vector<Tensor> gp = g1.parameters();
+    for (auto& p : g2.parameters()) gp.push_back(p);
+    optim::AdamOptions ao{.lr = 2e-4, .betas = {0.5, 0.999}};
+    optim::Adam opt_g(gp, ao), opt_d(disc.parameters(), ao);
+    Tensor real_label = ones({kGanBatch, 1}), fake_label = zeros({kGanBatch, 1});
+    const int64_t n = d.x.size(0) / kGanBatch * kGanBatch;
+    int64_t pos = 0;
+    double d_loss = 0, g_loss = 0;
+    auto step = [&] {
+        Tensor real = d.x.narrow(0, pos, kGanBatch);
+        pos = (pos + kGanBatch) % n;
+        Tensor fake = generator(randn({kGanBatch, kGanLatent}));
+        opt_d.zero_grad();
+        Tensor ld = nn::functional::binary_cross_entropy_with_logits(disc(real), real_label) +
+                    nn::functional::binary_cross_entropy_with_logits(disc(fake.detach()), fake_label);
+        ld.backward();
+        opt_d.step();
+        opt_g.zero_grad();
+        Tensor lg = nn::functional::binary_cross_entropy_with_logits(disc(fake), real_label);
+        lg.backward();
+        opt_g.step();
+        d_loss = ld.item<double>();
+        g_loss = lg.item<double>();
+    };
+    Timed t = time_loop(step, seconds, 2, 3);
+    double ips = static_cast<double>(t.iters) / t.elapsed_s;
+    // Per iteration: G forward + backward (3x), D on real and fake (3x each) and on fake again
+    // for the G step (3x, D's weight grads included).
+    double flops = kGanBatch * (3.0 * kGanGFlops + 9.0 * kGanDFlops);
+    Json j = header(name, threads);
+    j["iters_per_s"] = round_to(ips, 2);
+    j["peak_rss_mb"] = round_to(peak_rss_mb(), 1);
+    j["gflops"] = round_to(ips * flops / 1e9, 2);
+    j["step_ms_median"] = round_to(median(t.per_iter_s) * 1e3, 4);
+    j["steps"] = t.iters;
+    j["d_loss"] = round_to(d_loss, 4);
+    j["g_loss"] = round_to(g_loss, 4);
+    j["data"] = d.source;
+    return j;
+}
+
 // A 1-element add with autograd recording (both inputs require grad), timed in blocks of 1000.
 Json bench_op_overhead(const std::string& name, int threads, double seconds) {
     constexpr int kBlock = 1000;
@@ -324,6 +440,8 @@ const std::vector<BenchWorkload>& bench_workloads() {
         {"mlp-train-b64", "MLP 784-512-256-10 training step, batch 64, SGD momentum (samples/s)"},
         {"mlp-train-b256", "MLP 784-512-256-10 training step, batch 256, SGD momentum (samples/s)"},
         {"cnn-train-b64", "2-conv CNN training step, batch 64, Adam (samples/s)"},
+        {"lstm-train", "char LSTM 128->256, seq 64, batch 32, Adam (tokens/s)"},
+        {"gan-train", "DCGAN on Fashion-MNIST, batch 64, one D + one G step (iterations/s)"},
         {"mlp-infer-b1", "MLP forward, eval, no grad, batch 1 (median latency, us)"},
         {"mlp-infer-b64", "MLP forward, eval, no grad, batch 64 (median latency, us)"},
         {"cnn-infer-b1", "CNN forward, eval, no grad, batch 1 (median latency, us)"},
@@ -346,6 +464,10 @@ std::string run_bench(const std::string& workload, int threads, double seconds) 
         j = bench_train(workload, false, 256, threads, seconds);
     else if (workload == "cnn-train-b64")
         j = bench_train(workload, true, 64, threads, seconds);
+    else if (workload == "lstm-train")
+        j = bench_lstm(workload, threads, seconds);
+    else if (workload == "gan-train")
+        j = bench_gan(workload, threads, seconds);
     else if (workload == "mlp-infer-b1")
         j = bench_infer(workload, false, 1, threads, seconds);
     else if (workload == "mlp-infer-b64")

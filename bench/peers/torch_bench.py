@@ -34,6 +34,8 @@ WORKLOADS = [
     "mlp-train-b64",
     "mlp-train-b256",
     "cnn-train-b64",
+    "lstm-train",
+    "gan-train",
     "mlp-infer-b1",
     "mlp-infer-b64",
     "cnn-infer-b1",
@@ -44,6 +46,11 @@ WORKLOADS = [
 
 MLP_FLOPS = 2.0 * (784 * 512 + 512 * 256 + 256 * 10)
 CNN_FLOPS = 2.0 * (32 * 28 * 28 * 9 + 64 * 14 * 14 * 288 + 3136 * 128 + 128 * 10)
+LSTM_T, LSTM_B, LSTM_V, LSTM_E, LSTM_H = 64, 32, 96, 128, 256
+LSTM_FLOPS_PER_TOKEN = 2.0 * (4 * LSTM_H * LSTM_E + 4 * LSTM_H * LSTM_H + LSTM_H * LSTM_V)
+GAN_BATCH, GAN_LATENT = 64, 64
+GAN_G_FLOPS = 2.0 * (64 * 6272 + 128 * 64 * 16 * 14 * 14 + 64 * 1 * 16 * 28 * 28)
+GAN_D_FLOPS = 2.0 * (1 * 64 * 16 * 14 * 14 + 64 * 128 * 16 * 7 * 7 + 6272)
 
 
 def peak_rss_mb():
@@ -217,6 +224,89 @@ def bench_infer(torch, name, cnn, batch, seconds):
     }
 
 
+def bench_lstm(torch, seconds):
+    import torch.nn.functional as F
+
+    nn = torch.nn
+    torch.manual_seed(0)
+    emb = nn.Embedding(LSTM_V, LSTM_E)
+    lstm = nn.LSTM(LSTM_E, LSTM_H)
+    head = nn.Linear(LSTM_H, LSTM_V)
+    params = list(emb.parameters()) + list(lstm.parameters()) + list(head.parameters())
+    opt = torch.optim.Adam(params, lr=2e-3)
+    tokens = torch.randint(0, LSTM_V, (LSTM_T + 1, LSTM_B))
+    x, y = tokens[:LSTM_T].contiguous(), tokens[1:].contiguous()
+    state = {"loss": 0.0}
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        h, _ = lstm(emb(x))
+        loss = F.cross_entropy(head(h.reshape(LSTM_T * LSTM_B, LSTM_H)), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        state["loss"] = loss.item()
+
+    iters, elapsed, per = time_loop(step, seconds, 2, 3)
+    tps = iters * LSTM_T * LSTM_B / elapsed
+    return {
+        "tokens_per_s": round(tps, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "gflops": round(tps * 3.0 * LSTM_FLOPS_PER_TOKEN / 1e9, 2),
+        "step_ms_median": round(median(per) * 1e3, 4),
+        "steps": iters,
+        "loss": round(state["loss"], 4),
+    }
+
+
+def bench_gan(torch, seconds):
+    import torch.nn.functional as F
+
+    nn = torch.nn
+    torch.manual_seed(0)
+    x_all, _, source = load_data(torch, True)
+    g = nn.Sequential(
+        nn.Linear(GAN_LATENT, 6272), nn.BatchNorm1d(6272), nn.ReLU(), nn.Unflatten(1, (128, 7, 7)),
+        nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh())
+    d = nn.Sequential(
+        nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(64, 128, 4, 2, 1),
+        nn.BatchNorm2d(128), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(6272, 1))
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    real_label, fake_label = torch.ones(GAN_BATCH, 1), torch.zeros(GAN_BATCH, 1)
+    n = x_all.shape[0] // GAN_BATCH * GAN_BATCH
+    state = {"pos": 0, "d": 0.0, "g": 0.0}
+
+    def step():
+        p = state["pos"]
+        real = x_all[p : p + GAN_BATCH]
+        state["pos"] = (p + GAN_BATCH) % n
+        fake = g(torch.randn(GAN_BATCH, GAN_LATENT))
+        opt_d.zero_grad(set_to_none=True)
+        ld = F.binary_cross_entropy_with_logits(d(real), real_label) + \
+            F.binary_cross_entropy_with_logits(d(fake.detach()), fake_label)
+        ld.backward()
+        opt_d.step()
+        opt_g.zero_grad(set_to_none=True)
+        lg = F.binary_cross_entropy_with_logits(d(fake), real_label)
+        lg.backward()
+        opt_g.step()
+        state["d"], state["g"] = ld.item(), lg.item()
+
+    iters, elapsed, per = time_loop(step, seconds, 2, 3)
+    ips = iters / elapsed
+    return {
+        "iters_per_s": round(ips, 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "gflops": round(ips * GAN_BATCH * (3.0 * GAN_G_FLOPS + 9.0 * GAN_D_FLOPS) / 1e9, 2),
+        "step_ms_median": round(median(per) * 1e3, 4),
+        "steps": iters,
+        "d_loss": round(state["d"], 4),
+        "g_loss": round(state["g"], 4),
+        "data": source,
+    }
+
+
 def bench_op_overhead(torch, seconds):
     block = 1000
     a = torch.ones(1, requires_grad=True)
@@ -255,6 +345,10 @@ def run(torch, workload, seconds):
         return bench_op_overhead(torch, seconds)
     if workload == "sgemm":
         return bench_sgemm(torch, seconds)
+    if workload == "lstm-train":
+        return bench_lstm(torch, seconds)
+    if workload == "gan-train":
+        return bench_gan(torch, seconds)
     mode, _, b = rest.partition("-")
     batch = int(b[1:])
     if mode == "train":

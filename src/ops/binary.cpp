@@ -11,6 +11,7 @@ using Grads = std::vector<Tensor>;
 
 // A broadcast view of t (stride 0 on broadcast dims), with no autograd recording.
 Tensor broadcast_view(const Tensor& t, const Shape& shape) {
+    if (t.shape() == shape) return t;  // nothing to broadcast: no view needed
     int64_t n = static_cast<int64_t>(shape.size()), lead = n - t.dim();
     Shape st(n, 0);
     for (int64_t i = lead; i < n; ++i)
