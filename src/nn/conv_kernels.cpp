@@ -6,7 +6,7 @@
 //     forward       y[n]  = W · cols                  [O, Ho Wo]
 //     input grad    cols  = Wᵀ · dy[n];  dx[n] = col2im(cols)   (col2im adds overlaps)
 //     weight grad   dW   += dy[n] · colsᵀ
-// A 1x1 kernel with stride 1 and no padding needs no im2col: cols is x[n] itself.
+// Several images share one GEMM (their columns side by side; see chunk_images).
 #include "nn/conv_kernels.h"
 
 #include <algorithm>
@@ -28,20 +28,15 @@ void valid_range(int64_t in, int64_t out, int64_t s, int64_t off, int64_t& lo, i
     hi = std::clamp(hi, lo, out);
 }
 
-bool is_pointwise(const ConvGeom& g) {
-    return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 &&
-           g.ho == g.h && g.wo == g.w;
-}
-
-// x [C, H, W] -> cols [C kh kw, Ho Wo].
+// x [C, H, W] -> cols [C kh kw, Ho Wo], row r of cols starting at cols + r ld (ld >= Ho Wo: the
+// columns of several images sit side by side).
 template <class T>
-void im2col(const ConvGeom& g, const T* x, T* cols) {
-    const int64_t plane = g.ho * g.wo;
+void im2col(const ConvGeom& g, const T* x, T* cols, int64_t ld) {
     for (int64_t c = 0; c < g.c; ++c) {
         const T* xc = x + c * g.h * g.w;
         for (int64_t a = 0; a < g.kh; ++a) {
             for (int64_t b = 0; b < g.kw; ++b) {
-                T* row = cols + ((c * g.kh + a) * g.kw + b) * plane;
+                T* row = cols + ((c * g.kh + a) * g.kw + b) * ld;
                 const int64_t off_w = b * g.dw - g.pw;
                 int64_t lo, hi;
                 valid_range(g.w, g.wo, g.sw, off_w, lo, hi);
@@ -65,16 +60,16 @@ void im2col(const ConvGeom& g, const T* x, T* cols) {
     }
 }
 
-// dx [C, H, W] = col2im(cols [C kh kw, Ho Wo]) (dx overwritten; overlapping taps add).
+// dx [C, H, W] = col2im(cols [C kh kw, Ho Wo]) (dx overwritten; overlapping taps add); rows of
+// cols ld apart as in im2col.
 template <class T>
-void col2im(const ConvGeom& g, const T* cols, T* dx) {
-    const int64_t plane = g.ho * g.wo;
+void col2im(const ConvGeom& g, const T* cols, T* dx, int64_t ld) {
     std::fill(dx, dx + g.c * g.h * g.w, T(0));
     for (int64_t c = 0; c < g.c; ++c) {
         T* xc = dx + c * g.h * g.w;
         for (int64_t a = 0; a < g.kh; ++a) {
             for (int64_t b = 0; b < g.kw; ++b) {
-                const T* row = cols + ((c * g.kh + a) * g.kw + b) * plane;
+                const T* row = cols + ((c * g.kh + a) * g.kw + b) * ld;
                 const int64_t off_w = b * g.dw - g.pw;
                 int64_t lo, hi;
                 valid_range(g.w, g.wo, g.sw, off_w, lo, hi);
@@ -100,7 +95,7 @@ constexpr DType dtype_v() {
 
 // The im2col buffer: one per thread and type, reused across calls (conv runs every step with
 // the same sizes). Buffers above kKeepBytes are not cached, so one huge conv does not pin memory.
-template <class T>
+template <class T, int Slot = 0>
 class Scratch {
   public:
     explicit Scratch(int64_t n) {
@@ -117,37 +112,69 @@ class Scratch {
     T* data_ = nullptr;
 };
 
+
+// Images are processed in chunks of nb: the columns of nb images sit side by side in one
+// [C kh kw, nb Ho Wo] matrix, so each GEMM is nb times wider (one image's GEMM is often tiny:
+// [64, 16] x [16, 196] for a 4x4 conv on one channel). The chunk keeps the column buffer under
+// kColsBudget elements.
+constexpr int64_t kColsBudget = int64_t{4} << 20;
+
+int64_t chunk_images(const ConvGeom& g) {
+    const int64_t per_image = std::max<int64_t>(1, g.c * g.kh * g.kw * g.ho * g.wo);
+    return std::clamp<int64_t>(kColsBudget / per_image, 1, std::max<int64_t>(g.n, 1));
+}
+
+// t [nb, O, P] <-> m [O, nb P] (the GEMM's layout), with + b[o] on the way into t when b is set.
+template <class T>
+void images_to_rows(const T* t, int64_t nb, int64_t o, int64_t p, T* m) {
+    for (int64_t n = 0; n < nb; ++n)
+        for (int64_t c = 0; c < o; ++c)
+            std::memcpy(m + c * nb * p + n * p, t + (n * o + c) * p, p * sizeof(T));
+}
+template <class T>
+void rows_to_images(const T* m, int64_t nb, int64_t o, int64_t p, const T* b, T* t) {
+    for (int64_t n = 0; n < nb; ++n)
+        for (int64_t c = 0; c < o; ++c) {
+            const T* src = m + c * nb * p + n * p;
+            T* dst = t + (n * o + c) * p;
+            if (b) {
+                const T bc = b[c];
+                for (int64_t i = 0; i < p; ++i) dst[i] = src[i] + bc;
+            } else {
+                std::memcpy(dst, src, p * sizeof(T));
+            }
+        }
+}
+
 }  // namespace
 
 template <class T>
 void conv2d_forward(Backend& be, const ConvGeom& g, const T* x, const T* w, const T* b, T* y) {
     const int64_t og = g.o / g.groups, cg = g.c / g.groups, kg = cg * g.kh * g.kw;
     const int64_t plane = g.ho * g.wo, in_img = g.c * g.h * g.w, out_img = g.o * plane;
-    const bool pointwise = is_pointwise(g);
-    Scratch<T> buf(pointwise ? 0 : g.c * g.kh * g.kw * plane);
-    T* cols = buf.data();
-    for (int64_t n = 0; n < g.n; ++n) {
-        const T* xn = x + n * in_img;
-        T* yn = y + n * out_img;
-        if (!pointwise) im2col(g, xn, cols);
-        if (b)
-            for (int64_t o = 0; o < g.o; ++o) std::fill(yn + o * plane, yn + (o + 1) * plane, b[o]);
-        // y_g [O/g, HoWo] = W_g [O/g, kg] · cols_g [kg, HoWo], one batch entry per group.
+    const int64_t chunk = chunk_images(g);
+    Scratch<T, 0> cbuf(g.c * g.kh * g.kw * plane * chunk);
+    Scratch<T, 1> ybuf(g.o * plane * chunk);
+    T* cols = cbuf.data();
+    for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+        const int64_t nb = std::min(chunk, g.n - n0), ld = nb * plane;
+        for (int64_t n = 0; n < nb; ++n) im2col(g, x + (n0 + n) * in_img, cols + n * plane, ld);
+        // y_g [O/g, nb HoWo] = W_g [O/g, kg] · cols_g [kg, nb HoWo], one batch entry per group.
         be.gemm({.m = og,
-                 .n = plane,
+                 .n = ld,
                  .k = kg,
                  .batch = g.groups,
                  .a = w,
                  .lda = kg,
                  .stride_a = og * kg,
-                 .b = pointwise ? xn : cols,
-                 .ldb = plane,
-                 .stride_b = kg * plane,
-                 .c = yn,
-                 .ldc = plane,
-                 .stride_c = og * plane,
-                 .beta = b ? 1.0 : 0.0,
+                 .b = cols,
+                 .ldb = ld,
+                 .stride_b = kg * ld,
+                 .c = ybuf.data(),
+                 .ldc = ld,
+                 .stride_c = og * ld,
                  .dtype = dtype_v<T>()});
+        rows_to_images(ybuf.data(), nb, g.o, plane, b, y + n0 * out_img);
     }
 }
 
@@ -155,34 +182,39 @@ template <class T>
 void conv2d_input_grad(Backend& be, const ConvGeom& g, const T* dy, const T* w, const T* b, T* dx) {
     const int64_t og = g.o / g.groups, cg = g.c / g.groups, kg = cg * g.kh * g.kw;
     const int64_t plane = g.ho * g.wo, in_img = g.c * g.h * g.w, out_img = g.o * plane;
-    const bool pointwise = is_pointwise(g);
-    Scratch<T> buf(pointwise ? 0 : g.c * g.kh * g.kw * plane);
-    T* cols = buf.data();
-    for (int64_t n = 0; n < g.n; ++n) {
-        T* dxn = dx + n * in_img;
-        // cols_g [kg, HoWo] = W_gᵀ [kg, O/g] · dy_g [O/g, HoWo]
+    const int64_t chunk = chunk_images(g);
+    Scratch<T, 0> cbuf(g.c * g.kh * g.kw * plane * chunk);
+    Scratch<T, 1> ybuf(g.o * plane * chunk);
+    T* cols = cbuf.data();
+    for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+        const int64_t nb = std::min(chunk, g.n - n0), ld = nb * plane;
+        images_to_rows(dy + n0 * out_img, nb, g.o, plane, ybuf.data());
+        // cols_g [kg, nb HoWo] = W_gᵀ [kg, O/g] · dy_g [O/g, nb HoWo]
         be.gemm({.trans_a = true,
                  .m = kg,
-                 .n = plane,
+                 .n = ld,
                  .k = og,
                  .batch = g.groups,
                  .a = w,
                  .lda = kg,
                  .stride_a = og * kg,
-                 .b = dy + n * out_img,
-                 .ldb = plane,
-                 .stride_b = og * plane,
-                 .c = pointwise ? dxn : cols,
-                 .ldc = plane,
-                 .stride_c = kg * plane,
+                 .b = ybuf.data(),
+                 .ldb = ld,
+                 .stride_b = og * ld,
+                 .c = cols,
+                 .ldc = ld,
+                 .stride_c = kg * ld,
                  .dtype = dtype_v<T>()});
-        if (!pointwise) col2im(g, cols, dxn);
-        if (b) {
-            const int64_t hw = g.h * g.w;
-            for (int64_t c = 0; c < g.c; ++c) {
-                T* p = dxn + c * hw;
-                const T bc = b[c];
-                for (int64_t i = 0; i < hw; ++i) p[i] += bc;
+        for (int64_t n = 0; n < nb; ++n) {
+            T* dxn = dx + (n0 + n) * in_img;
+            col2im(g, cols + n * plane, dxn, ld);
+            if (b) {
+                const int64_t hw = g.h * g.w;
+                for (int64_t c = 0; c < g.c; ++c) {
+                    T* p = dxn + c * hw;
+                    const T bc = b[c];
+                    for (int64_t i = 0; i < hw; ++i) p[i] += bc;
+                }
             }
         }
     }
@@ -192,31 +224,33 @@ template <class T>
 void conv2d_weight_grad(Backend& be, const ConvGeom& g, const T* x, const T* dy, T* dw) {
     const int64_t og = g.o / g.groups, cg = g.c / g.groups, kg = cg * g.kh * g.kw;
     const int64_t plane = g.ho * g.wo, in_img = g.c * g.h * g.w, out_img = g.o * plane;
-    const bool pointwise = is_pointwise(g);
-    std::fill(dw, dw + g.o * kg, T(0));
-    Scratch<T> buf(pointwise ? 0 : g.c * g.kh * g.kw * plane);
-    T* cols = buf.data();
-    for (int64_t n = 0; n < g.n; ++n) {
-        const T* xn = x + n * in_img;
-        if (!pointwise) im2col(g, xn, cols);
-        // dW_g [O/g, kg] += dy_g [O/g, HoWo] · cols_gᵀ [HoWo, kg]
+    const int64_t chunk = chunk_images(g);
+    Scratch<T, 0> cbuf(g.c * g.kh * g.kw * plane * chunk);
+    Scratch<T, 1> ybuf(g.o * plane * chunk);
+    T* cols = cbuf.data();
+    for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+        const int64_t nb = std::min(chunk, g.n - n0), ld = nb * plane;
+        for (int64_t n = 0; n < nb; ++n) im2col(g, x + (n0 + n) * in_img, cols + n * plane, ld);
+        images_to_rows(dy + n0 * out_img, nb, g.o, plane, ybuf.data());
+        // dW_g [O/g, kg] (+)= dy_g [O/g, nb HoWo] · cols_gᵀ [nb HoWo, kg]
         be.gemm({.trans_b = true,
                  .m = og,
                  .n = kg,
-                 .k = plane,
+                 .k = ld,
                  .batch = g.groups,
-                 .a = dy + n * out_img,
-                 .lda = plane,
-                 .stride_a = og * plane,
-                 .b = pointwise ? xn : cols,
-                 .ldb = plane,
-                 .stride_b = kg * plane,
+                 .a = ybuf.data(),
+                 .lda = ld,
+                 .stride_a = og * ld,
+                 .b = cols,
+                 .ldb = ld,
+                 .stride_b = kg * ld,
                  .c = dw,
                  .ldc = kg,
                  .stride_c = og * kg,
-                 .beta = 1.0,
+                 .beta = n0 == 0 ? 0.0 : 1.0,
                  .dtype = dtype_v<T>()});
     }
+    if (g.n == 0) std::fill(dw, dw + g.o * kg, T(0));
 }
 
 template <class T>
