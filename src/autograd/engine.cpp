@@ -52,6 +52,10 @@ void accumulate_leaf(Node& node, Tensor g, bool create_graph) {
             // caller's grad_output, a broadcast view), since later backwards add into it.
             EnableGradGuard eg(true);
             leaf->grad = g.clone();
+        } else if (!g.requires_grad() && !g.impl()->is_view && g.is_contiguous() &&
+                   g.storage_offset() == 0 && g.impl_ptr().use_count() == 1 &&
+                   g.impl()->storage.use_count() == 1) {
+            leaf->grad = std::move(g);  // nobody else holds g or its memory: adopt it, no copy
         } else {
             NoGradGuard ng;
             leaf->grad = g.detach().clone();  // own the memory: g may be shared with others
@@ -153,7 +157,7 @@ void run_engine(const std::vector<std::shared_ptr<Node>>& roots,
                     (*results)[idx] = add_grads((*results)[idx], g, create_graph);
         }
         if (node->leaf) {
-            if (accumulate) accumulate_leaf(*node, g, create_graph);
+            if (accumulate) accumulate_leaf(*node, std::move(g), create_graph);
             continue;
         }
         if (captures && !std::any_of(node->next.begin(), node->next.end(),

@@ -128,6 +128,18 @@ void SGD::update(const ParamGroup& group, const Tensor& param, const Tensor& gra
         const T one_m_dampening = static_cast<T>(1 - o.dampening);
         const T neg_lr = static_cast<T>(-o.lr);
         const int64_t n = param.numel();
+        if (buf && !first && !o.maximize && o.weight_decay == 0 && !o.nesterov) {
+            // The usual case (momentum, nothing else) as one vectorisable pass; same formulas.
+            T* __restrict pp = p;
+            T* __restrict bp = buf;
+            const T* __restrict gp = g;
+            for (int64_t i = 0; i < n; ++i) {
+                const T b = bp[i] * momentum + one_m_dampening * gp[i];
+                bp[i] = b;
+                pp[i] = pp[i] + neg_lr * b;
+            }
+            return;
+        }
         for (int64_t i = 0; i < n; ++i) {
             T d = o.maximize ? -g[i] : g[i];
             if (o.weight_decay != 0) d = d + wd * p[i];  // d = g + weight_decay * p
