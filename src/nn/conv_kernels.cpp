@@ -9,6 +9,8 @@
 // Several images share one GEMM (their columns side by side; see chunk_images).
 #include "nn/conv_kernels.h"
 
+#include "backend/cpu/parallel_for.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -124,6 +126,18 @@ int64_t chunk_images(const ConvGeom& g) {
     return std::clamp<int64_t>(kColsBudget / per_image, 1, std::max<int64_t>(g.n, 1));
 }
 
+// im2col of nb consecutive images into one column matrix (image n at column n Ho Wo), the
+// images split over the threads when there is enough work.
+template <class T>
+void im2col_images(const ConvGeom& g, const T* x, int64_t nb, T* cols, int64_t ld) {
+    const int64_t in_img = g.c * g.h * g.w, plane = g.ho * g.wo;
+    const int64_t per_image = std::max<int64_t>(1, g.c * g.kh * g.kw * plane);
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / per_image);
+    cpu::parallel_for(nb, grain, [&](int64_t lo, int64_t hi) {
+        for (int64_t n = lo; n < hi; ++n) im2col(g, x + n * in_img, cols + n * plane, ld);
+    });
+}
+
 // t [nb, O, P] <-> m [O, nb P] (the GEMM's layout), with + b[o] on the way into t when b is set.
 template <class T>
 void images_to_rows(const T* t, int64_t nb, int64_t o, int64_t p, T* m) {
@@ -158,7 +172,7 @@ void conv2d_forward(Backend& be, const ConvGeom& g, const T* x, const T* w, cons
     T* cols = cbuf.data();
     for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
         const int64_t nb = std::min(chunk, g.n - n0), ld = nb * plane;
-        for (int64_t n = 0; n < nb; ++n) im2col(g, x + (n0 + n) * in_img, cols + n * plane, ld);
+        im2col_images(g, x + n0 * in_img, nb, cols, ld);
         // y_g [O/g, nb HoWo] = W_g [O/g, kg] · cols_g [kg, nb HoWo], one batch entry per group.
         be.gemm({.m = og,
                  .n = ld,
@@ -205,7 +219,9 @@ void conv2d_input_grad(Backend& be, const ConvGeom& g, const T* dy, const T* w, 
                  .ldc = ld,
                  .stride_c = kg * ld,
                  .dtype = dtype_v<T>()});
-        for (int64_t n = 0; n < nb; ++n) {
+        const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, kg * plane));
+        cpu::parallel_for(nb, grain, [&](int64_t lo, int64_t hi) {
+          for (int64_t n = lo; n < hi; ++n) {
             T* dxn = dx + (n0 + n) * in_img;
             col2im(g, cols + n * plane, dxn, ld);
             if (b) {
@@ -216,7 +232,8 @@ void conv2d_input_grad(Backend& be, const ConvGeom& g, const T* dy, const T* w, 
                     for (int64_t i = 0; i < hw; ++i) p[i] += bc;
                 }
             }
-        }
+          }
+        });
     }
 }
 
@@ -230,7 +247,7 @@ void conv2d_weight_grad(Backend& be, const ConvGeom& g, const T* x, const T* dy,
     T* cols = cbuf.data();
     for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
         const int64_t nb = std::min(chunk, g.n - n0), ld = nb * plane;
-        for (int64_t n = 0; n < nb; ++n) im2col(g, x + (n0 + n) * in_img, cols + n * plane, ld);
+        im2col_images(g, x + n0 * in_img, nb, cols, ld);
         images_to_rows(dy + n0 * out_img, nb, g.o, plane, ybuf.data());
         // dW_g [O/g, kg] (+)= dy_g [O/g, nb HoWo] · cols_gᵀ [nb HoWo, kg]
         be.gemm({.trans_b = true,

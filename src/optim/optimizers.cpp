@@ -9,6 +9,7 @@
 // PyTorch's CPU kernels do. One pass over the parameter and its state per step.
 #include <cmath>
 
+#include "backend/cpu/parallel_for.h"
 #include "core/dispatch.h"
 #include "core/tensor_impl.h"
 #include "soma/optim/optimizer.h"
@@ -64,18 +65,20 @@ void adam_update(const AdamArgs& a, const Tensor& param, const Tensor& grad, Ten
         const int64_t n = param.numel();
         if (!a.maximize && !a.decoupled && a.weight_decay == 0 && !vmax) {
             // Plain Adam as one vectorisable pass; the same formulas as below.
-            T* __restrict pp = p;
-            T* __restrict mp = m;
-            T* __restrict vp = v;
-            const T* __restrict gp = g;
-            for (int64_t i = 0; i < n; ++i) {
-                const T gi = gp[i];
-                const T mi = mp[i] * b1 + one_m_b1 * gi;
-                const T vi = vp[i] * b2 + one_m_b2 * gi * gi;
-                mp[i] = mi;
-                vp[i] = vi;
-                pp[i] = pp[i] + neg_step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps);
-            }
+            cpu::parallel_for(n, int64_t{1} << 15, [&](int64_t lo, int64_t hi) {
+                T* __restrict pp = p;
+                T* __restrict mp = m;
+                T* __restrict vp = v;
+                const T* __restrict gp = g;
+                for (int64_t i = lo; i < hi; ++i) {
+                    const T gi = gp[i];
+                    const T mi = mp[i] * b1 + one_m_b1 * gi;
+                    const T vi = vp[i] * b2 + one_m_b2 * gi * gi;
+                    mp[i] = mi;
+                    vp[i] = vi;
+                    pp[i] = pp[i] + neg_step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps);
+                }
+            });
             return;
         }
         for (int64_t i = 0; i < n; ++i) {
@@ -146,14 +149,16 @@ void SGD::update(const ParamGroup& group, const Tensor& param, const Tensor& gra
         const int64_t n = param.numel();
         if (buf && !first && !o.maximize && o.weight_decay == 0 && !o.nesterov) {
             // The usual case (momentum, nothing else) as one vectorisable pass; same formulas.
-            T* __restrict pp = p;
-            T* __restrict bp = buf;
-            const T* __restrict gp = g;
-            for (int64_t i = 0; i < n; ++i) {
-                const T b = bp[i] * momentum + one_m_dampening * gp[i];
-                bp[i] = b;
-                pp[i] = pp[i] + neg_lr * b;
-            }
+            cpu::parallel_for(n, int64_t{1} << 15, [&](int64_t lo, int64_t hi) {
+                T* __restrict pp = p;
+                T* __restrict bp = buf;
+                const T* __restrict gp = g;
+                for (int64_t i = lo; i < hi; ++i) {
+                    const T b = bp[i] * momentum + one_m_dampening * gp[i];
+                    bp[i] = b;
+                    pp[i] = pp[i] + neg_lr * b;
+                }
+            });
             return;
         }
         for (int64_t i = 0; i < n; ++i) {

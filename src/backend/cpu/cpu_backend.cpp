@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/parallel_for.h"
 #include "backend/cpu/strided.h"
 #include "soma/random.h"
 
@@ -46,9 +47,21 @@ std::array<char*, 3> ptrs(const Tensor& a, const Tensor& b, const Tensor& c) {
 int64_t es(const Tensor& t) { return static_cast<int64_t>(dtype_size(t.dtype())); }
 
 // out[i] = f(x[i]) over a common shape.
+// Element-wise work below this many items per thread stays on one thread.
+constexpr int64_t kElementwiseGrain = int64_t{1} << 15;
+
 template <class TI, class TO, class F>
 void map1(const Tensor& x, const Tensor& out, F f) {
     if (out.numel() == 0) return;
+    if (out.numel() >= 2 * kElementwiseGrain && out.is_contiguous() && x.is_contiguous() &&
+        x.shape() == out.shape()) {
+        TO* o = static_cast<TO*>(out.raw_data());
+        const TI* a = static_cast<const TI*>(x.raw_data());
+        parallel_for(out.numel(), kElementwiseGrain, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) o[i] = f(a[i]);
+        });
+        return;
+    }
     StridedLoop<2> loop(out.shape(), {&out.strides(), &x.strides()}, {es(out), es(x)});
     loop.run(ptrs(out, x), [&](std::array<char*, 2> p, int64_t n, const std::array<int64_t, 2>& s) {
         TO* o = reinterpret_cast<TO*>(p[0]);
@@ -66,6 +79,16 @@ void map1(const Tensor& x, const Tensor& out, F f) {
 template <class TI, class TO, class F>
 void map2(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
     if (out.numel() == 0) return;
+    if (out.numel() >= 2 * kElementwiseGrain && out.is_contiguous() && a.is_contiguous() &&
+        b.is_contiguous() && a.shape() == out.shape() && b.shape() == out.shape()) {
+        TO* o = static_cast<TO*>(out.raw_data());
+        const TI* x = static_cast<const TI*>(a.raw_data());
+        const TI* y = static_cast<const TI*>(b.raw_data());
+        parallel_for(out.numel(), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+            for (int64_t i = lo; i < hi; ++i) o[i] = f(x[i], y[i]);
+        });
+        return;
+    }
     StridedLoop<3> loop(out.shape(), {&out.strides(), &a.strides(), &b.strides()},
                         {es(out), es(a), es(b)});
     loop.run(ptrs(out, a, b),
