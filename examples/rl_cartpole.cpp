@@ -1,9 +1,10 @@
-// rl_cartpole — trains DQN or PPO on CartPole-v1 until a greedy evaluation over 100 episodes
-// reaches a mean return of 475, and reports the environment steps and wall time it took; or
-// measures vectorised CartPole's environment steps per second.
+// rl_cartpole — trains DQN, PPO, A2C or REINFORCE on CartPole-v1 until a greedy evaluation over 100
+// episodes reaches a mean return of 475, and reports the environment steps and wall time it took;
+// or measures vectorised CartPole's environment steps per second.
 //
 //     rl_cartpole ppo 3        # seeds 0, 1, 2
 //     rl_cartpole dqn 3
+//     rl_cartpole a2c 1        # also: reinforce
 //     rl_cartpole venv         # env steps/s of VectorEnv (N = 1, 8, 64)
 #include <chrono>
 #include <cstdio>
@@ -81,6 +82,21 @@ int main(int argc, char** argv) {
                                     .eval_interval = 2'000,
                                     .verbose = verbose};
             report("dqn", seed, soma::rl::train_dqn(soma::rl::env_factory("CartPole-v1"), cfg));
+        } else if (algo == "a2c") {
+            soma::rl::A2CConfig cfg{.total_steps = 500'000,
+                                    .seed = seed,
+                                    .target_return = 475,
+                                    .eval_interval = 10'000,
+                                    .verbose = verbose};
+            report("a2c", seed, soma::rl::train_a2c(soma::rl::env_factory("CartPole-v1"), cfg));
+        } else if (algo == "reinforce") {
+            soma::rl::ReinforceConfig cfg{.total_steps = 500'000,
+                                          .seed = seed,
+                                          .target_return = 475,
+                                          .eval_interval = 10'000,
+                                          .verbose = verbose};
+            report("reinforce", seed,
+                   soma::rl::train_reinforce(soma::rl::env_factory("CartPole-v1"), cfg));
         } else {
             soma::rl::PPOConfig cfg{.total_steps = 500'000,
                                     .seed = seed,

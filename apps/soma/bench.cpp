@@ -225,7 +225,8 @@ Json bench_lstm(const std::string& name, int threads, double seconds) {
         for (auto& p : m->parameters()) params.push_back(p);
     optim::Adam opt(params, optim::AdamOptions{.lr = 2e-3});
     Tensor tokens = randint(0, kLstmV, {kLstmT + 1, kLstmB});
-    Tensor x = tokens.narrow(0, 0, kLstmT).contiguous(), y = tokens.narrow(0, 1, kLstmT).contiguous();
+    Tensor x = tokens.narrow(0, 0, kLstmT).contiguous(),
+           y = tokens.narrow(0, 1, kLstmT).contiguous();
     double last_loss = 0;
     auto step = [&] {
         opt.zero_grad();
@@ -253,8 +254,7 @@ Json bench_lstm(const std::string& name, int threads, double seconds) {
 // Linear 6272->1), BCE with logits, Adam 2e-4 (0.5, 0.999), batch 64, one D and one G step.
 constexpr int64_t kGanBatch = 64, kGanLatent = 64;
 // Forward FLOPs per sample: G's Linear + 2 transposed convs, D's 2 convs + Linear.
-constexpr double kGanGFlops =
-    2.0 * (64 * 6272 + 128 * 64 * 16 * 14 * 14 + 64 * 1 * 16 * 28 * 28);
+constexpr double kGanGFlops = 2.0 * (64 * 6272 + 128 * 64 * 16 * 14 * 14 + 64 * 1 * 16 * 28 * 28);
 constexpr double kGanDFlops = 2.0 * (1 * 64 * 16 * 14 * 14 + 64 * 128 * 16 * 7 * 7 + 6272);
 
 Json bench_gan(const std::string& name, int threads, double seconds) {
@@ -271,8 +271,8 @@ Json bench_gan(const std::string& name, int threads, double seconds) {
     g2.emplace<nn::ConvTranspose2d>(nn::ConvTranspose2dOptions{
         .in = 64, .out = 1, .kernel = {4, 4}, .stride = {2, 2}, .padding = {1, 1}});
     g2.emplace<nn::Tanh>();
-    disc.emplace<nn::Conv2d>(
-        nn::Conv2dOptions{.in = 1, .out = 64, .kernel = {4, 4}, .stride = {2, 2}, .padding = {1, 1}});
+    disc.emplace<nn::Conv2d>(nn::Conv2dOptions{
+        .in = 1, .out = 64, .kernel = {4, 4}, .stride = {2, 2}, .padding = {1, 1}});
     disc.emplace<nn::LeakyReLU>(0.2);
     disc.emplace<nn::Conv2d>(nn::Conv2dOptions{
         .in = 64, .out = 128, .kernel = {4, 4}, .stride = {2, 2}, .padding = {1, 1}});
@@ -280,9 +280,7 @@ Json bench_gan(const std::string& name, int threads, double seconds) {
     disc.emplace<nn::LeakyReLU>(0.2);
     disc.emplace<nn::Flatten>();
     disc.emplace<nn::Linear>(nn::LinearOptions{.in = 6272, .out = 1});
-    auto generator = [&](const Tensor& z) {
-        return g2(g1(z).reshape({z.size(0), 128, 7, 7}));
-    };
+    auto generator = [&](const Tensor& z) { return g2(g1(z).reshape({z.size(0), 128, 7, 7})); };
     std::vector<Tensor> gp = g1.parameters();
     for (auto& p : g2.parameters()) gp.push_back(p);
     optim::AdamOptions ao{.lr = 2e-4, .betas = {0.5, 0.999}};
@@ -296,8 +294,9 @@ Json bench_gan(const std::string& name, int threads, double seconds) {
         pos = (pos + kGanBatch) % n;
         Tensor fake = generator(randn({kGanBatch, kGanLatent}));
         opt_d.zero_grad();
-        Tensor ld = nn::functional::binary_cross_entropy_with_logits(disc(real), real_label) +
-                    nn::functional::binary_cross_entropy_with_logits(disc(fake.detach()), fake_label);
+        Tensor ld =
+            nn::functional::binary_cross_entropy_with_logits(disc(real), real_label) +
+            nn::functional::binary_cross_entropy_with_logits(disc(fake.detach()), fake_label);
         ld.backward();
         opt_d.step();
         opt_g.zero_grad();

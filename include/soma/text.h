@@ -15,10 +15,12 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "soma/nn/layers.h"
 #include "soma/nn/rnn.h"
+#include "soma/optim.h"
 
 namespace soma::text {
 
@@ -115,11 +117,19 @@ struct CharLMProgress {
 struct CharLMTrainOptions {
     int64_t batch_size = 64, bptt = 128;
     double lr = 3e-3, clip = 1.0;
-    double time_budget_s = 600;  // stops at the first step past it
-    int64_t max_steps = -1;      // < 0: no step limit
+    double time_budget_s = 600;  // training clock (callbacks excluded); stops at the first step
+                                 // past it
+    int64_t max_steps = -1;      // < 0: no step limit (counts start_step)
     uint64_t seed = 0;
     double log_every_s = 30;
-    std::function<void(const CharLMProgress&)> on_progress;  // called every log_every_s
+    std::function<void(const CharLMProgress&)> on_progress = {};  // every log_every_s
+    /// Resuming: steps and tokens already done and seconds already spent (the state restarts
+    /// from zeros at the resumed batch), and an optimizer whose state was restored (null: a new
+    /// Adam with `lr`).
+    int64_t start_step = 0, start_tokens = 0;
+    double start_seconds = 0;
+    optim::Optimizer* optimizer = nullptr;
+    bool evaluate = true;  // validation bpc at the end (report.val_bpc; NaN when false)
 };
 struct CharLMReport {
     int64_t steps = 0, tokens = 0;
@@ -128,5 +138,53 @@ struct CharLMReport {
 /// Adam, truncated BPTT with the state carried between batches (reset each epoch), gradient
 /// norm clipping; then validation bpc on split.val.
 CharLMReport train_charlm(CharLM& model, const TextSplit& split, const CharLMTrainOptions& o);
+
+// ---- words: tokenizer, vocabulary, the fortune-cookie corpus ----------------------------------
+
+/// Lower-cased words: maximal runs of ASCII letters and digits (an apostrophe inside a word is
+/// kept: "don't"); everything else separates. "Don't PANIC, 42!" -> don't, panic, 42.
+std::vector<std::string> tokenize_words(std::string_view text);
+
+/// Word vocabulary: id 0 = "<pad>", 1 = "<unk>", then words seen at least min_count times in the
+/// training texts, most frequent first (ties alphabetical), at most max_size entries in all.
+class WordVocab {
+  public:
+    static constexpr int64_t pad = 0, unk = 1;
+    WordVocab() = default;
+    static WordVocab build(const std::vector<std::vector<std::string>>& docs, int64_t min_count = 2,
+                           int64_t max_size = 1 << 30);
+    explicit WordVocab(std::vector<std::string> words);  // in id order, starting <pad>, <unk>
+    int64_t size() const { return static_cast<int64_t>(words_.size()); }
+    int64_t id(const std::string& w) const;  // unk when absent
+    const std::string& word(int64_t id) const;
+    const std::vector<std::string>& words() const { return words_; }
+    std::vector<int64_t> encode(const std::vector<std::string>& tokens) const;
+
+  private:
+    std::vector<std::string> words_;
+    std::unordered_map<std::string, int64_t> index_;
+};
+
+/// The entries of a fortune(6) file: texts separated by lines holding only "%", trimmed; empty
+/// entries are dropped.
+std::vector<std::string> split_fortunes(std::string_view file_text);
+
+/// Texts labelled by the file they come from.
+struct LabeledTexts {
+    std::vector<std::string> texts;
+    std::vector<int64_t> labels;
+    std::vector<std::string> classes;  // label -> file name
+};
+/// The `num_classes` largest fortune files of `dir` (by number of entries; ties by name),
+/// skipping *.dat, *.u8, symbolic links, sub-directories and anything named "off" or "*-o".
+/// Classes are in decreasing size. Throws soma::Error when fewer files are readable.
+LabeledTexts load_fortunes(const std::string& dir = "/usr/share/games/fortunes",
+                           int64_t num_classes = 8);
+
+/// A stratified split: per class, a seeded shuffle puts `test_fraction` of its texts in test.
+struct TextClassSplit {
+    std::vector<int64_t> train, test;  // indices into the LabeledTexts
+};
+TextClassSplit stratified_split(const LabeledTexts& d, double test_fraction, uint64_t seed);
 
 }  // namespace soma::text

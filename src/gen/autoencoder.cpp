@@ -122,7 +122,8 @@ VaeLoss vae_loss(const VaeOutput& out, const Tensor& x, double beta) {
 }
 
 VaeEpochStats train_vae_epoch(ConvVAE& vae, optim::Optimizer& opt, data::DataLoader& loader,
-                              int64_t max_batches, bool progress, const std::string& label) {
+                              int64_t max_batches, bool progress, const std::string& label,
+                              const std::function<bool()>& should_stop) {
     const double t0 = now_seconds();
     vae.train();
     int64_t nb = loader.size();
@@ -132,6 +133,7 @@ VaeEpochStats train_vae_epoch(ConvVAE& vae, optim::Optimizer& opt, data::DataLoa
     int64_t seen = 0;
     for (const data::Example& batch : loader) {
         if (s.batches >= nb) break;
+        if (should_stop && should_stop()) throw Error("train_vae_epoch: stopped by request");
         VaeLoss l = vae_loss(vae.run(batch.input), batch.input);
         double lv = l.total.item<double>();
         SOMA_CHECK(std::isfinite(lv), "train_vae_epoch: the loss became ", lv, " at batch ",

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "soma/autograd.h"
+#include "soma/gen/frechet.h"
 #include "soma/ops.h"
 #include "soma/random.h"
 
@@ -232,6 +233,43 @@ double normalized_mutual_info(const Tensor& labels_true, const Tensor& labels_pr
     for (auto& [key, v] : cab) mi += v / n * std::log(v * n / (ca[key.first] * cb[key.second]));
     double denom = (ha + hb) / 2;
     return denom > 0 ? std::max(mi, 0.0) / denom : 0.0;
+}
+
+// Covariance C = xc^T xc / (N - 1) with xc = x - mean; C = V diag(l) V^T; the components are the
+// eigenvectors of the k largest eigenvalues, the projection xc V_k.
+PcaResult pca(const Tensor& x, int64_t k) {
+    SOMA_CHECK_SHAPE(x.defined() && x.dim() == 2 && x.size(0) >= 2,
+                     "pca: x must be [N, D] with N >= 2: got ", x.defined() ? x.shape() : Shape{},
+                     ".");
+    const int64_t n = x.size(0), d = x.size(1);
+    SOMA_CHECK_VALUE(k >= 1 && k <= d, "pca: k must be in [1, ", d, "], got ", k);
+    NoGradGuard ng;
+    DType dt = x.dtype() == DType::float64 ? DType::float64 : DType::float32;
+    Tensor xf = x.detach().to(DType::float64);
+    Tensor mean = xf.mean({0});
+    Tensor xc = xf - mean.unsqueeze(0);
+    Tensor cov = matmul(xc.t(), xc) / static_cast<double>(n - 1);
+    std::vector<double> values, vectors;
+    symmetric_eigen(cov.contiguous().to_vector<double>(), d, values, vectors);
+    std::vector<double> comp(static_cast<size_t>(k * d));
+    PcaResult r;
+    for (int64_t j = 0; j < k; ++j) {
+        const int64_t col = d - 1 - j;  // eigenvalues ascending
+        double big = 0;
+        for (int64_t i = 0; i < d; ++i) {
+            double v = vectors[static_cast<size_t>(i * d + col)];
+            if (std::fabs(v) > std::fabs(big)) big = v;
+        }
+        double sign = big < 0 ? -1.0 : 1.0;
+        for (int64_t i = 0; i < d; ++i)
+            comp[static_cast<size_t>(j * d + i)] = sign * vectors[static_cast<size_t>(i * d + col)];
+        r.explained.push_back(std::max(values[static_cast<size_t>(col)], 0.0));
+    }
+    Tensor c = from_vector(comp, {k, d});
+    r.projected = matmul(xc, c.t()).to(dt);
+    r.components = c.to(dt);
+    r.mean = mean.to(dt);
+    return r;
 }
 
 }  // namespace soma::gen

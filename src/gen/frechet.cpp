@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "soma/autograd.h"
+#include "soma/ops.h"
 
 namespace soma::gen {
 
@@ -151,6 +152,30 @@ double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
 
 double frechet_distance(const Tensor& fa, const Tensor& fb) {
     return frechet_distance(feature_stats(fa), feature_stats(fb));
+}
+
+Tensor sequential_features(nn::Sequential& model, const Tensor& images, size_t layers,
+                           int64_t batch_size) {
+    SOMA_CHECK_VALUE(layers >= 1 && layers <= model.size(),
+                     "sequential_features: layers must be in [1, ", model.size(), "], got ",
+                     layers);
+    SOMA_CHECK_VALUE(batch_size > 0, "sequential_features: batch_size must be > 0, got ",
+                     batch_size);
+    SOMA_CHECK_SHAPE(images.defined() && images.dim() >= 1 && images.size(0) > 0,
+                     "sequential_features: images must be [N, ...] with N > 0: got ",
+                     images.defined() ? images.shape() : Shape{}, ".");
+    NoGradGuard ng;
+    bool was = model.is_training();
+    model.eval();
+    std::vector<Tensor> parts;
+    const int64_t n = images.size(0);
+    for (int64_t i = 0; i < n; i += batch_size) {
+        Tensor h = images.narrow(0, i, std::min(batch_size, n - i));
+        for (size_t l = 0; l < layers; ++l) h = model[l](h);
+        parts.push_back(h.flatten(1));
+    }
+    model.train(was);
+    return cat(parts, 0);
 }
 
 }  // namespace soma::gen

@@ -9,13 +9,13 @@
 // Several images share one GEMM (their columns side by side; see chunk_images).
 #include "nn/conv_kernels.h"
 
-#include "backend/cpu/parallel_for.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <type_traits>
+
+#include "backend/cpu/parallel_for.h"
 
 namespace soma::conv {
 namespace {
@@ -113,7 +113,6 @@ class Scratch {
     std::vector<T> own_;
     T* data_ = nullptr;
 };
-
 
 // Images are processed in chunks of nb: the columns of nb images sit side by side in one
 // [C kh kw, nb Ho Wo] matrix, so each GEMM is nb times wider (one image's GEMM is often tiny:
@@ -219,20 +218,21 @@ void conv2d_input_grad(Backend& be, const ConvGeom& g, const T* dy, const T* w, 
                  .ldc = ld,
                  .stride_c = kg * ld,
                  .dtype = dtype_v<T>()});
-        const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, kg * plane));
+        const int64_t grain =
+            std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, kg * plane));
         cpu::parallel_for(nb, grain, [&](int64_t lo, int64_t hi) {
-          for (int64_t n = lo; n < hi; ++n) {
-            T* dxn = dx + (n0 + n) * in_img;
-            col2im(g, cols + n * plane, dxn, ld);
-            if (b) {
-                const int64_t hw = g.h * g.w;
-                for (int64_t c = 0; c < g.c; ++c) {
-                    T* p = dxn + c * hw;
-                    const T bc = b[c];
-                    for (int64_t i = 0; i < hw; ++i) p[i] += bc;
+            for (int64_t n = lo; n < hi; ++n) {
+                T* dxn = dx + (n0 + n) * in_img;
+                col2im(g, cols + n * plane, dxn, ld);
+                if (b) {
+                    const int64_t hw = g.h * g.w;
+                    for (int64_t c = 0; c < g.c; ++c) {
+                        T* p = dxn + c * hw;
+                        const T bc = b[c];
+                        for (int64_t i = 0; i < hw; ++i) p[i] += bc;
+                    }
                 }
             }
-          }
         });
     }
 }

@@ -2,9 +2,10 @@
 // and variable-length batches.
 //
 // Per layer and direction the input projection of every time step is one GEMM:
-// gx = x [T*B, in] · W_ih^T + b_ih -> [T, B, G*H]. The recurrence then costs one [B, H] · W_hh^T
-// GEMM and one fused step node (functional::rnn_step) per time step. The reverse direction walks
-// t = T-1 .. 0 over the same projection.
+// gx = x [T*B, in] · W_ih^T + b_ih -> [T, B, G*H]. The recurrence is then one autograd node
+// (functional::rnn_sequence, rnn_seq.cpp): one [B, H] · W_hh^T GEMM and one fused pointwise
+// kernel per time step, and a backward that runs the whole reverse-time loop. The reverse
+// direction walks t = T-1 .. 0 over the same projection.
 //
 // Lengths: with mask m_t = (t < length_b), a padded step keeps the previous state
 // (h_t = m ? h' : h_{t-1}) and outputs zeros. Forward: the state freezes after the last valid
@@ -117,24 +118,21 @@ RNNOutput RNNBase::forward(const Tensor& x_in, const RNNState& state, const Tens
                      ": a cell state c was given, but only LSTM has one.");
     Tensor h0 = prep(state.h, "h"), c0 = lstm ? prep(state.c, "c") : Tensor();
 
-    // Padding masks [T, B, 1] (bool), only when some sequence is shorter than T.
-    Tensor mask;
+    // Lengths, only when some sequence is shorter than T (empty: no masking).
+    std::vector<int64_t> lv;
     if (lengths.defined()) {
         SOMA_CHECK_SHAPE(lengths.dim() == 1 && lengths.size(0) == B, name,
                          ": lengths must be [B] = [", B, "]: got ", lengths.shape(), ".");
         SOMA_CHECK_DTYPE(lengths.dtype() == DType::int64, name, ": lengths must be int64: got ",
                          lengths.dtype(), ".");
-        std::vector<int64_t> lv = lengths.to_vector<int64_t>();
+        lv = lengths.to_vector<int64_t>();
         bool all_full = true;
         for (int64_t v : lv) {
             SOMA_CHECK_VALUE(v >= 1 && v <= T, name, ": every length must be in [1, T = ", T,
                              "]: got ", v, ".");
             all_full = all_full && v == T;
         }
-        if (!all_full) {
-            Tensor steps = arange(0, T, 1, {.dtype = DType::int64}).view({T, 1});
-            mask = lt(steps, lengths.view({1, B})).unsqueeze(2);
-        }
+        if (all_full) lv.clear();
     }
 
     Tensor layer_in = x;
@@ -143,26 +141,14 @@ RNNOutput RNNBase::forward(const Tensor& x_in, const RNNState& state, const Tens
         std::vector<Tensor> dir_out;
         for (int64_t d = 0; d < D; ++d) {
             const Weights& w = weights[static_cast<size_t>(l * D + d)];
-            Tensor gx = F::linear(layer_in, w.w_ih, w.b_ih);  // [T, B, G*H], one GEMM
+            // [T, B, G*H], one GEMM; b_ih is added (and its gradient summed) inside the sequence
+            // node, which sums the gate gradients anyway.
+            Tensor gx = F::linear(layer_in, w.w_ih, Tensor());
             RNNState s{h0[l * D + d], lstm ? c0[l * D + d] : Tensor()};
-            std::vector<Tensor> outs(static_cast<size_t>(T));
-            for (int64_t k = 0; k < T; ++k) {
-                const int64_t t = d == 0 ? k : T - 1 - k;
-                Tensor gh = F::linear(s.h, w.w_hh, w.b_hh);
-                RNNState ns = F::rnn_step(mode, gx[t], gh, s);
-                if (mask.defined()) {
-                    Tensor m = mask[t];
-                    outs[static_cast<size_t>(t)] = where(m, ns.h, 0.0);
-                    ns.h = where(m, ns.h, s.h);
-                    if (lstm) ns.c = where(m, ns.c, s.c);
-                } else {
-                    outs[static_cast<size_t>(t)] = ns.h;
-                }
-                s = ns;
-            }
-            dir_out.push_back(stack(outs, 0));
-            hn.push_back(s.h);
-            if (lstm) cn.push_back(s.c);
+            RNNOutput r = F::rnn_sequence(mode, gx, w.w_hh, w.b_hh, s, lv, d == 1, w.b_ih);
+            dir_out.push_back(r.output);
+            hn.push_back(r.h);
+            if (lstm) cn.push_back(r.c);
         }
         layer_in = D == 2 ? cat(dir_out, 2) : dir_out[0];
         if (l + 1 < L && options.dropout > 0 && is_training())

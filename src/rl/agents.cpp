@@ -100,6 +100,126 @@ ReplayBuffer::Batch ReplayBuffer::sample(int64_t batch_size, Generator& gen, boo
     return b;
 }
 
+std::vector<std::pair<std::string, Tensor>> ReplayBuffer::state_dict(
+    const std::string& prefix) const {
+    auto c = capacity_, d = obs_size_, k = action_size_;
+    Tensor ring = from_vector<int64_t>({pos_, size_, capacity_, obs_size_, action_size_});
+    return {{prefix + "obs", from_vector<float>(obs_, {c, d})},
+            {prefix + "next_obs", from_vector<float>(next_obs_, {c, d})},
+            {prefix + "actions", from_vector<double>(actions_, {c, k})},
+            {prefix + "rewards", from_vector<float>(rewards_, {c})},
+            {prefix + "terminated", from_vector<float>(terminated_, {c})},
+            {prefix + "ring", ring}};
+}
+
+void ReplayBuffer::load_state_dict(const std::vector<std::pair<std::string, Tensor>>& tensors,
+                                   const std::string& prefix) {
+    auto get = [&](const std::string& name) {
+        for (const auto& [k, v] : tensors)
+            if (k == prefix + name) return v;
+        SOMA_CHECK_VALUE(false, "ReplayBuffer.load_state_dict: no tensor '", prefix + name, "'");
+        return Tensor();
+    };
+    auto ring = get("ring").to_vector<int64_t>();
+    SOMA_CHECK_VALUE(
+        ring.size() == 5 && ring[2] == capacity_ && ring[3] == obs_size_ && ring[4] == action_size_,
+        "ReplayBuffer.load_state_dict: the saved buffer has capacity, obs_size, "
+        "action_size ",
+        ring.size() == 5 ? ring[2] : -1, ", ", ring.size() == 5 ? ring[3] : -1, ", ",
+        ring.size() == 5 ? ring[4] : -1, ", expected ", capacity_, ", ", obs_size_, ", ",
+        action_size_);
+    pos_ = ring[0];
+    size_ = ring[1];
+    obs_ = get("obs").to_vector<float>();
+    next_obs_ = get("next_obs").to_vector<float>();
+    actions_ = get("actions").to_vector<double>();
+    rewards_ = get("rewards").to_vector<float>();
+    terminated_ = get("terminated").to_vector<float>();
+}
+
+// ---- RunningMeanStd ------------------------------------------------------------------------
+RunningMeanStd::RunningMeanStd(int64_t size)
+    : mean(static_cast<size_t>(size), 0.0), var(static_cast<size_t>(size), 1.0) {
+    SOMA_CHECK_VALUE(size > 0, "RunningMeanStd: size must be positive: got ", size);
+}
+
+void RunningMeanStd::update(const float* x, int64_t rows) {
+    if (rows <= 0) return;
+    const size_t d = mean.size();
+    // batch moments, then Chan's merge:
+    //   delta = m_b - m;  m' = m + delta n_b / n';  M2' = var n + var_b n_b + delta^2 n n_b / n'
+    std::vector<double> bm(d, 0.0), bv(d, 0.0);
+    for (int64_t r = 0; r < rows; ++r)
+        for (size_t j = 0; j < d; ++j) bm[j] += x[static_cast<size_t>(r) * d + j];
+    for (size_t j = 0; j < d; ++j) bm[j] /= static_cast<double>(rows);
+    for (int64_t r = 0; r < rows; ++r)
+        for (size_t j = 0; j < d; ++j) {
+            double e = x[static_cast<size_t>(r) * d + j] - bm[j];
+            bv[j] += e * e;
+        }
+    const double nb = static_cast<double>(rows), total = count + nb;
+    for (size_t j = 0; j < d; ++j) {
+        bv[j] /= nb;
+        double delta = bm[j] - mean[j];
+        double m2 = var[j] * count + bv[j] * nb + delta * delta * count * nb / total;
+        mean[j] += delta * nb / total;
+        var[j] = m2 / total;
+    }
+    count = total;
+}
+
+void RunningMeanStd::update(const Tensor& x) {
+    Tensor c = x.to(DType::float32).contiguous();
+    SOMA_CHECK_SHAPE(c.numel() % size() == 0, "RunningMeanStd.update: ", c.numel(),
+                     " values are not rows of ", size());
+    update(c.data_ptr<float>(), c.numel() / size());
+}
+
+Tensor RunningMeanStd::normalize(const Tensor& x, double clip) const {
+    Tensor c = x.to(DType::float32).contiguous().clone();
+    SOMA_CHECK_SHAPE(c.numel() % size() == 0, "RunningMeanStd.normalize: ", c.numel(),
+                     " values are not rows of ", size());
+    float* p = c.data_ptr<float>();
+    const auto d = static_cast<size_t>(size());
+    for (size_t i = 0; i < static_cast<size_t>(c.numel()); ++i) {
+        size_t j = i % d;
+        double v = (p[i] - mean[j]) / std::sqrt(var[j] + 1e-8);
+        p[i] = static_cast<float>(std::clamp(v, -clip, clip));
+    }
+    return c;
+}
+
+std::vector<std::pair<std::string, Tensor>> RunningMeanStd::state_dict(
+    const std::string& prefix) const {
+    return {{prefix + "mean", from_vector<double>(mean)},
+            {prefix + "var", from_vector<double>(var)},
+            {prefix + "count", from_vector<double>({count})}};
+}
+
+void RunningMeanStd::load_state_dict(const Tensor& m, const Tensor& v, const Tensor& c) {
+    SOMA_CHECK_VALUE(m.numel() == size() && v.numel() == size() && c.numel() == 1,
+                     "RunningMeanStd.load_state_dict: expected ", size(),
+                     " means and variances and one count: got ", m.numel(), ", ", v.numel(), ", ",
+                     c.numel());
+    mean = m.to_vector<double>();
+    var = v.to_vector<double>();
+    count = c.to_vector<double>()[0];
+}
+
+std::vector<double> discounted_returns(const std::vector<double>& rewards,
+                                       const std::vector<bool>& dones, double gamma) {
+    SOMA_CHECK_VALUE(rewards.size() == dones.size(), "discounted_returns: ", rewards.size(),
+                     " rewards but ", dones.size(), " done flags");
+    std::vector<double> g(rewards.size());
+    double next = 0;
+    for (size_t t = rewards.size(); t-- > 0;) {
+        if (dones[t] || t + 1 == rewards.size()) next = 0;
+        next = rewards[t] + gamma * next;
+        g[t] = next;
+    }
+    return g;
+}
+
 // ---- GAE -----------------------------------------------------------------------------------
 Advantages compute_gae(const Tensor& rewards, const Tensor& values, const Tensor& dones,
                        const Tensor& next_values, double gamma, double lambda) {
@@ -224,10 +344,10 @@ Policy greedy_q_policy(std::shared_ptr<nn::Module> q) {
 }
 
 Policy greedy_ac_policy(std::shared_ptr<ActorCritic> ac, std::vector<double> low,
-                        std::vector<double> high) {
-    return [ac, low, high](const Tensor& obs) {
+                        std::vector<double> high, std::shared_ptr<RunningMeanStd> obs_rms) {
+    return [ac, low, high, obs_rms](const Tensor& obs) {
         NoGradGuard ng;
-        Tensor out = ac->actor_out(obs);
+        Tensor out = ac->actor_out(obs_rms ? obs_rms->normalize(obs) : obs);
         if (ac->discrete) return argmax(out, 1);
         Tensor a = out.contiguous().clone();
         float* p = a.data_ptr<float>();
@@ -253,7 +373,103 @@ nn::NamedTensors with_prefix(const SafetensorsFile& f, const std::string& prefix
     return out;
 }
 
+Tensor sample_actions(const Tensor& out, const ActorCritic& ac, const Space& as, Generator& gen,
+                      float* stored, float* log_prob) {
+    auto out_v = out.contiguous().to_vector<float>();
+    const int64_t N = out.size(0);
+    if (ac.discrete) {
+        Tensor actions = empty({N}, {.dtype = DType::int64});
+        const int64_t A = as.n;
+        for (int64_t i = 0; i < N; ++i) {
+            // sample from softmax(logits) by inversion
+            const float* l = out_v.data() + i * A;
+            double mx = *std::max_element(l, l + A), z = 0;
+            for (int64_t j = 0; j < A; ++j) z += std::exp(l[j] - mx);
+            double u = gen.next_double() * z, c = 0;
+            int64_t a = A - 1;
+            for (int64_t j = 0; j < A; ++j) {
+                c += std::exp(l[j] - mx);
+                if (u < c) {
+                    a = j;
+                    break;
+                }
+            }
+            actions.data_ptr<int64_t>()[i] = a;
+            stored[i] = static_cast<float>(a);
+            log_prob[i] = static_cast<float>(l[a] - mx - std::log(z));
+        }
+        return actions;
+    }
+    const int64_t k = as.flat_size();
+    auto log_std = ac.log_std.to_vector<float>();
+    Tensor actions = empty({N, k});
+    float* ap = actions.data_ptr<float>();
+    const double half_log_2pi = 0.5 * std::log(2 * std::numbers::pi);
+    for (int64_t i = 0; i < N; ++i) {
+        double lp = 0;
+        for (int64_t j = 0; j < k; ++j) {
+            auto u = static_cast<size_t>(j);
+            // a = mu + sigma eps;  log N(a; mu, sigma) = -eps^2 / 2 - log sigma - log(2 pi) / 2
+            double sd = std::exp(static_cast<double>(log_std[u]));
+            double eps = gen.next_normal();
+            double a = out_v[static_cast<size_t>(i * k + j)] + sd * eps;
+            stored[i * k + j] = static_cast<float>(a);
+            lp += -0.5 * eps * eps - log_std[u] - half_log_2pi;
+            ap[i * k + j] = static_cast<float>(std::clamp(a, as.low[u], as.high[u]));
+        }
+        log_prob[i] = static_cast<float>(lp);
+    }
+    return actions;
+}
+
+Tensor find_tensor(const SafetensorsFile& f, const std::string& name) {
+    for (const auto& [k, v] : f.tensors)
+        if (k == name) return v;
+    return Tensor();
+}
+
+int64_t meta_int(const SafetensorsFile& f, const std::string& key, const std::string& path) {
+    auto it = f.metadata.find(key);
+    SOMA_CHECK_VALUE(it != f.metadata.end(), "rl: ", path, ": checkpoint metadata has no '", key,
+                     "'");
+    return std::stoll(it->second);
+}
+
 }  // namespace detail
+
+PPOLoss a2c_loss(ActorCritic& ac, const PPOBatch& b, double ent_coef, double vf_coef,
+                 bool norm_adv) {
+    Tensor adv = b.advantages;
+    if (norm_adv && adv.numel() > 1) adv = (adv - adv.mean()) / (soma::std(adv) + 1e-8);
+    auto e = ac.evaluate(b.obs, b.actions);
+    // pg_loss = -mean(log pi(a|s) A);  v_loss = 0.5 mean((V - R)^2)
+    Tensor pg_loss = -(e.log_prob * adv).mean();
+    Tensor v_loss = square(e.value - b.returns).mean() * 0.5;
+    Tensor entropy = e.entropy.mean();
+    PPOLoss out;
+    out.loss = pg_loss - entropy * ent_coef + v_loss * vf_coef;
+    out.pg_loss = pg_loss.item<double>();
+    out.v_loss = v_loss.item<double>();
+    out.entropy = entropy.item<double>();
+    return out;
+}
+
+PPOLoss reinforce_loss(ActorCritic& ac, const PPOBatch& b, double ent_coef, double vf_coef,
+                       bool baseline, bool norm_adv) {
+    auto e = ac.evaluate(b.obs, b.actions);
+    // A = G - V(s) (baseline, no gradient through V) or G
+    Tensor adv = baseline ? b.returns - e.value.detach() : b.returns;
+    if (norm_adv && adv.numel() > 1) adv = (adv - adv.mean()) / (soma::std(adv) + 1e-8);
+    Tensor pg_loss = -(e.log_prob * adv).mean();
+    Tensor v_loss = baseline ? square(e.value - b.returns).mean() * 0.5 : zeros({});
+    Tensor entropy = e.entropy.mean();
+    PPOLoss out;
+    out.loss = pg_loss - entropy * ent_coef + (baseline ? v_loss * vf_coef : v_loss);
+    out.pg_loss = pg_loss.item<double>();
+    out.v_loss = v_loss.item<double>();
+    out.entropy = entropy.item<double>();
+    return out;
+}
 
 Policy load_policy(const std::string& path) {
     SafetensorsFile f = load_safetensors(path);
@@ -273,12 +489,18 @@ Policy load_policy(const std::string& path) {
         q->load_state_dict(detail::with_prefix(f, "model."));
         return detail::greedy_q_policy(q);
     }
-    SOMA_CHECK_VALUE(algo == "ppo", "rl::load_policy: ", path, ": unknown algo: got '", algo,
-                     "', expected 'dqn' or 'ppo'");
+    SOMA_CHECK_VALUE(algo == "ppo" || algo == "a2c" || algo == "reinforce",
+                     "rl::load_policy: ", path, ": unknown algo: got '", algo,
+                     "', expected 'dqn', 'ppo', 'a2c' or 'reinforce'");
     auto ac = std::make_shared<ActorCritic>(obs_size, as.is_discrete() ? as.n : as.flat_size(),
                                             as.is_discrete(), hidden);
     ac->load_state_dict(detail::with_prefix(f, "model."));
-    return detail::greedy_ac_policy(ac, as.low, as.high);
+    std::shared_ptr<RunningMeanStd> rms;
+    if (f.contains("obs_rms.mean")) {
+        rms = std::make_shared<RunningMeanStd>(obs_size);
+        rms->load_state_dict(f.at("obs_rms.mean"), f.at("obs_rms.var"), f.at("obs_rms.count"));
+    }
+    return detail::greedy_ac_policy(ac, as.low, as.high, rms);
 }
 
 bool detail::evaluate_during_training(const char* algo, TrainResult& res, const EnvFactory& factory,

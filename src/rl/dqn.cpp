@@ -4,6 +4,8 @@
 //   loss = huber(Q(s, a) - y)
 // One environment, epsilon-greedy exploration on a linear schedule, a uniform replay buffer and
 // a target network refreshed every target_update_interval env steps (hard copy or Polyak).
+// Checkpoints hold everything (networks, optimizer, replay buffer, the env's state, the running
+// episode and the generator), so a resumed run continues bit for bit.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -48,36 +50,69 @@ TrainResult train_dqn(const EnvFactory& factory, const DQNConfig& cfg) {
 
     TrainResult res;
     int64_t step = 0;
+    double seconds0 = 0, ep_return = 0;
+    int64_t ep_len = 0;
+    std::vector<float> obs(static_cast<size_t>(d)), next(static_cast<size_t>(d));
     auto save = [&] {
         if (cfg.checkpoint_path.empty()) return;
         auto tensors = detail::prefixed("model.", q->state_dict());
         for (auto& e : detail::prefixed("target.", target->state_dict())) tensors.push_back(e);
         for (auto& e : detail::prefixed("optimizer.", opt.state_dict())) tensors.push_back(e);
-        save_safetensors(cfg.checkpoint_path, tensors,
-                         {{"algo", "dqn"},
-                          {"env", env->name()},
-                          {"hidden", detail::join_ints(cfg.hidden)},
-                          {"env_steps", std::to_string(step)},
-                          {"updates", std::to_string(res.updates)}});
+        for (auto& e : buffer.state_dict("buffer.")) tensors.push_back(e);
+        Env::Snapshot snap = env->snapshot();
+        tensors.emplace_back("env.state", from_vector<double>(snap.state));
+        tensors.emplace_back("env.obs", from_vector<float>(obs));
+        auto gs = gen.state(), es = snap.rng;
+        tensors.emplace_back(
+            "counters",
+            from_vector<int64_t>({snap.elapsed, snap.done ? 1 : 0, static_cast<int64_t>(es[0]),
+                                  static_cast<int64_t>(es[1]), static_cast<int64_t>(gs[0]),
+                                  static_cast<int64_t>(gs[1]), ep_len}));
+        tensors.emplace_back("ep_return", from_vector<double>({ep_return}));
+        std::map<std::string, std::string> meta{{"algo", "dqn"},
+                                                {"env", env->name()},
+                                                {"hidden", detail::join_ints(cfg.hidden)},
+                                                {"env_steps", std::to_string(step)},
+                                                {"seconds", std::to_string(res.seconds)},
+                                                {"updates", std::to_string(res.updates)}};
+        for (const auto& [key, v] : cfg.metadata) meta.emplace(key, v);  // fixed keys win
+        save_safetensors(cfg.checkpoint_path, tensors, meta);
+        if (cfg.on_checkpoint) cfg.on_checkpoint(res);
     };
+    bool resumed = false;
     if (cfg.resume && !cfg.checkpoint_path.empty() &&
         std::filesystem::exists(cfg.checkpoint_path)) {
         auto f = load_safetensors(cfg.checkpoint_path);
+        const std::string& path = cfg.checkpoint_path;
+        SOMA_CHECK_VALUE(f.metadata["algo"] == "dqn" && f.metadata["env"] == env->name(),
+                         "train_dqn: ", path, " was written by ", f.metadata["algo"], " on ",
+                         f.metadata["env"], "; cannot resume it as dqn on ", env->name());
         q->load_state_dict(detail::with_prefix(f, "model."));
         target->load_state_dict(detail::with_prefix(f, "target."));
         opt.load_state_dict(detail::with_prefix(f, "optimizer."));
-        step = std::stoll(f.metadata.at("env_steps"));
-        res.updates = std::stoll(f.metadata.at("updates"));
-        gen.manual_seed(cfg.seed * 1000003ULL + 17 + static_cast<uint64_t>(step));
+        buffer.load_state_dict(f.tensors, "buffer.");
+        auto c = f.at("counters").to_vector<int64_t>();
+        SOMA_CHECK_VALUE(c.size() == 7, "train_dqn: ", path, ": bad counters");
+        Env::Snapshot snap{f.at("env.state").to_vector<double>(),
+                           c[0],
+                           c[1] != 0,
+                           {static_cast<uint64_t>(c[2]), static_cast<uint64_t>(c[3])}};
+        env->restore(snap);
+        obs = f.at("env.obs").to_vector<float>();
+        gen.set_state({static_cast<uint64_t>(c[4]), static_cast<uint64_t>(c[5])});
+        ep_len = c[6];
+        ep_return = f.at("ep_return").to_vector<double>()[0];
+        step = detail::meta_int(f, "env_steps", path);
+        res.updates = detail::meta_int(f, "updates", path);
+        seconds0 = std::stod(f.metadata["seconds"].empty() ? "0" : f.metadata["seconds"]);
+        resumed = true;
     }
     res.policy = detail::greedy_q_policy(q);
     res.model = q;
 
     auto t0 = Clock::now();
-    std::vector<float> obs(static_cast<size_t>(d)), next(static_cast<size_t>(d));
-    env->reset_into(obs.data(), cfg.seed + static_cast<uint64_t>(step));
-    double ep_return = 0;
-    int64_t ep_len = 0, last_ckpt = step;
+    if (!resumed) env->reset_into(obs.data(), cfg.seed);
+    int64_t last_ckpt = step;
 
     while (step < cfg.total_steps) {
         // ---- act: epsilon-greedy
@@ -159,12 +194,14 @@ TrainResult train_dqn(const EnvFactory& factory, const DQNConfig& cfg) {
             if (reached) break;
         }
         if (cfg.checkpoint_interval > 0 && step - last_ckpt >= cfg.checkpoint_interval) {
+            res.env_steps = step;
+            res.seconds = seconds0 + since(t0);
             save();
             last_ckpt = step;
         }
     }
     res.env_steps = step;
-    res.seconds = since(t0);
+    res.seconds = seconds0 + since(t0);
     save();
     return res;
 }

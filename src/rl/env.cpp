@@ -112,6 +112,15 @@ void Env::set_state(const std::vector<double>& s) {
     done_ = false;
 }
 
+void Env::restore(const Snapshot& s) {
+    SOMA_CHECK_VALUE(s.state.size() == state().size(), name(), ".restore: state has ",
+                     s.state.size(), " values, expected ", state().size());
+    assign_state(s.state);
+    elapsed_ = s.elapsed;
+    done_ = s.done;
+    gen_.set_state(s.rng);
+}
+
 StepResult Env::step_into(const double* action, float* obs) {
     SOMA_CHECK_VALUE(!done_, name(),
                      ".step: the episode has ended (or never started): call reset() first");
@@ -250,6 +259,55 @@ VectorStep VectorEnv::step(const Tensor& actions) {
         }
     }
     return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> VectorEnv::state_dict(const std::string& prefix) const {
+    auto n = static_cast<int64_t>(envs_.size());
+    auto S = static_cast<int64_t>(envs_.front()->state().size());
+    Tensor real = empty({n, S + 1}, {.dtype = DType::float64});
+    Tensor ints = empty({n, 5}, {.dtype = DType::int64});
+    double* r = real.data_ptr<double>();
+    int64_t* k = ints.data_ptr<int64_t>();
+    for (int64_t i = 0; i < n; ++i) {
+        auto u = static_cast<size_t>(i);
+        Env::Snapshot s = envs_[u]->snapshot();
+        std::copy(s.state.begin(), s.state.end(), r + i * (S + 1));
+        r[i * (S + 1) + S] = returns_[u];
+        k[i * 5 + 0] = s.elapsed;
+        k[i * 5 + 1] = s.done ? 1 : 0;
+        k[i * 5 + 2] = static_cast<int64_t>(s.rng[0]);
+        k[i * 5 + 3] = static_cast<int64_t>(s.rng[1]);
+        k[i * 5 + 4] = lengths_[u];
+    }
+    return {{prefix + "real", real}, {prefix + "int", ints}};
+}
+
+Tensor VectorEnv::load_state_dict(const Tensor& real, const Tensor& ints) {
+    auto n = static_cast<int64_t>(envs_.size());
+    auto S = static_cast<int64_t>(envs_.front()->state().size());
+    SOMA_CHECK_VALUE(real.defined() && ints.defined() && real.shape() == (Shape{n, S + 1}) &&
+                         ints.shape() == (Shape{n, 5}),
+                     "VectorEnv.load_state_dict: expected [", n, ", ", S + 1, "] and [", n,
+                     ", 5] tensors: got ", real.defined() ? real.shape() : Shape{}, " and ",
+                     ints.defined() ? ints.shape() : Shape{});
+    auto r = real.to_vector<double>();
+    auto k = ints.to_vector<int64_t>();
+    int64_t d = observation_space().flat_size();
+    Tensor obs = empty(batch_shape(n, observation_space().shape));
+    for (int64_t i = 0; i < n; ++i) {
+        auto u = static_cast<size_t>(i);
+        Env::Snapshot s;
+        s.state.assign(r.begin() + i * (S + 1), r.begin() + i * (S + 1) + S);
+        s.elapsed = k[u * 5 + 0];
+        s.done = k[u * 5 + 1] != 0;
+        s.rng = {static_cast<uint64_t>(k[u * 5 + 2]), static_cast<uint64_t>(k[u * 5 + 3])};
+        envs_[u]->restore(s);
+        returns_[u] = r[u * static_cast<size_t>(S + 1) + static_cast<size_t>(S)];
+        lengths_[u] = k[u * 5 + 4];
+        envs_[u]->observe_into(obs.data_ptr<float>() + i * d);
+    }
+    finished_.clear();
+    return obs;
 }
 
 }  // namespace soma::rl

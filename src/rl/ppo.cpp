@@ -1,10 +1,16 @@
-// PPO (Schulman et al. 2017), following CleanRL's ppo.py / ppo_continuous_action.py:
+// PPO (Schulman et al. 2017), following CleanRL's ppo.py / ppo_continuous_action.py, and A2C
+// (one gradient step per rollout, no ratio) on the same rollout machinery:
 // num_envs copies collect num_steps each; GAE(gamma, lambda) advantages; update_epochs passes
 // over shuffled minibatches of
 //   L = -min(r A, clip(r, 1 - c, 1 + c) A) + vf_coef * 0.5 * (V - R)^2 (clipped) - ent_coef * H
 // with r = exp(log pi(a|s) - log pi_old(a|s)), normalised advantages, gradient clipping and a
 // linearly annealed learning rate. A truncated episode's last reward gets gamma V(final obs)
 // added so that the time limit does not look like a terminal state.
+// Optional normalisers (as Gymnasium's NormalizeObservation / NormalizeReward wrappers): running
+// mean / std of observations, and rewards divided by the running std of the discounted return.
+// Reproducibility: the agent's generator is re-seeded from (seed, iteration) at the start of
+// every iteration and checkpoints are written between iterations with the environments' full
+// state, so a resumed run continues bit for bit.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -61,16 +67,24 @@ PPOLoss ppo_loss(ActorCritic& ac, const PPOBatch& b, const PPOConfig& cfg) {
     return out;
 }
 
-TrainResult train_ppo(const EnvFactory& factory, const PPOConfig& cfg) {
-    SOMA_CHECK_VALUE(cfg.num_envs > 0 && cfg.num_steps > 0 && cfg.num_minibatches > 0,
-                     "train_ppo: num_envs, num_steps and num_minibatches must be positive");
+namespace {
+
+uint64_t iteration_seed(uint64_t seed, int64_t iter) {
+    return (seed * 1000003ULL + 29) ^ (static_cast<uint64_t>(iter) * 0x9E3779B97F4A7C15ULL);
+}
+
+TrainResult run_on_policy(const EnvFactory& factory, const PPOConfig& cfg, const std::string& algo,
+                          const CheckpointCallback& on_checkpoint) {
+    const bool a2c = algo == "a2c";
+    SOMA_CHECK_VALUE(cfg.num_envs > 0 && cfg.num_steps > 0 && cfg.num_minibatches > 0, "train_",
+                     algo, ": num_envs, num_steps and num_minibatches must be positive");
     VectorEnv venv(factory, cfg.num_envs);
     const Space& as = venv.action_space();
     const bool discrete = as.is_discrete();
     const int64_t N = cfg.num_envs, T = cfg.num_steps, d = venv.observation_space().flat_size();
     const int64_t k = discrete ? 1 : as.flat_size();
     const int64_t batch = N * T, minibatch = batch / cfg.num_minibatches;
-    SOMA_CHECK_VALUE(minibatch > 0, "train_ppo: num_envs * num_steps (", batch,
+    SOMA_CHECK_VALUE(minibatch > 0, "train_", algo, ": num_envs * num_steps (", batch,
                      ") is smaller than num_minibatches (", cfg.num_minibatches, ")");
     const int64_t iterations = std::max<int64_t>(1, cfg.total_steps / batch);
 
@@ -78,48 +92,83 @@ TrainResult train_ppo(const EnvFactory& factory, const PPOConfig& cfg) {
     manual_seed(cfg.seed);
     auto ac = std::make_shared<ActorCritic>(d, discrete ? as.n : k, discrete, cfg.hidden);
     optim::Adam opt(ac->parameters(), {.lr = cfg.lr, .eps = 1e-5});
+    auto obs_rms = cfg.normalize_obs ? std::make_shared<RunningMeanStd>(d) : nullptr;
+    RunningMeanStd ret_rms(1);
+    std::vector<double> ret_acc(static_cast<size_t>(N), 0.0);  // discounted returns so far
 
     TrainResult res;
     int64_t step = 0, iter0 = 0;
+    double seconds0 = 0;  // wall time of the runs this one resumes
     std::string env_name = venv.env(0).name();
-    auto save = [&] {
+    Tensor obs;  // raw observations [N, d]
+    auto save = [&](int64_t iter_done) {
         if (cfg.checkpoint_path.empty()) return;
         auto tensors = detail::prefixed("model.", ac->state_dict());
         for (auto& e : detail::prefixed("optimizer.", opt.state_dict())) tensors.push_back(e);
-        save_safetensors(cfg.checkpoint_path, tensors,
-                         {{"algo", "ppo"},
-                          {"env", env_name},
-                          {"hidden", detail::join_ints(cfg.hidden)},
-                          {"env_steps", std::to_string(step)},
-                          {"updates", std::to_string(res.updates)}});
+        for (auto& e : venv.state_dict("env.")) tensors.push_back(e);
+        if (obs_rms)
+            for (auto& e : obs_rms->state_dict("obs_rms.")) tensors.push_back(e);
+        if (cfg.normalize_reward) {
+            for (auto& e : ret_rms.state_dict("ret_rms.")) tensors.push_back(e);
+            tensors.emplace_back("ret_acc", from_vector<double>(ret_acc));
+        }
+        std::map<std::string, std::string> meta{{"algo", algo},
+                                                {"env", env_name},
+                                                {"hidden", detail::join_ints(cfg.hidden)},
+                                                {"num_envs", std::to_string(N)},
+                                                {"env_steps", std::to_string(step)},
+                                                {"iteration", std::to_string(iter_done)},
+                                                {"seconds", std::to_string(res.seconds)},
+                                                {"updates", std::to_string(res.updates)}};
+        for (const auto& [key, v] : cfg.metadata) meta.emplace(key, v);  // fixed keys win
+        save_safetensors(cfg.checkpoint_path, tensors, meta);
+        if (on_checkpoint) on_checkpoint(res);
     };
     if (cfg.resume && !cfg.checkpoint_path.empty() &&
         std::filesystem::exists(cfg.checkpoint_path)) {
         auto f = load_safetensors(cfg.checkpoint_path);
+        const std::string& path = cfg.checkpoint_path;
+        SOMA_CHECK_VALUE(f.metadata["algo"] == algo && f.metadata["env"] == env_name &&
+                             detail::meta_int(f, "num_envs", path) == N,
+                         "train_", algo, ": ", path, " was written by ", f.metadata["algo"], " on ",
+                         f.metadata["env"], " with ", f.metadata["num_envs"],
+                         " envs; cannot resume it as ", algo, " on ", env_name, " with ", N);
         ac->load_state_dict(detail::with_prefix(f, "model."));
         opt.load_state_dict(detail::with_prefix(f, "optimizer."));
-        step = std::stoll(f.metadata.at("env_steps"));
-        res.updates = std::stoll(f.metadata.at("updates"));
-        iter0 = step / batch;
-        gen.manual_seed(cfg.seed * 1000003ULL + 29 + static_cast<uint64_t>(step));
+        step = detail::meta_int(f, "env_steps", path);
+        res.updates = detail::meta_int(f, "updates", path);
+        iter0 = detail::meta_int(f, "iteration", path);
+        seconds0 = std::stod(f.metadata["seconds"].empty() ? "0" : f.metadata["seconds"]);
+        obs = venv.load_state_dict(f.at("env.real"), f.at("env.int"));
+        if (obs_rms)
+            obs_rms->load_state_dict(f.at("obs_rms.mean"), f.at("obs_rms.var"),
+                                     f.at("obs_rms.count"));
+        if (cfg.normalize_reward) {
+            ret_rms.load_state_dict(f.at("ret_rms.mean"), f.at("ret_rms.var"),
+                                    f.at("ret_rms.count"));
+            ret_acc = f.at("ret_acc").to_vector<double>();
+        }
+    } else {
+        obs = venv.reset(cfg.seed * 7919);
+        if (obs_rms) obs_rms->update(obs);
     }
-    res.policy = detail::greedy_ac_policy(ac, as.low, as.high);
+    res.policy = detail::greedy_ac_policy(ac, as.low, as.high, obs_rms);
     res.model = ac;
+    auto norm = [&](const Tensor& o) { return obs_rms ? obs_rms->normalize(o) : o; };
 
-    // rollout storage, [T, N, ...] flattened row-major
+    // rollout storage, [T, N, ...] flattened row-major (observations normalised)
     std::vector<float> obs_buf(static_cast<size_t>(batch * d)),
         act_buf(static_cast<size_t>(batch * k));
     std::vector<float> logp_buf(static_cast<size_t>(batch)), val_buf(static_cast<size_t>(batch));
     std::vector<float> rew_buf(static_cast<size_t>(batch)), done_buf(static_cast<size_t>(batch));
 
     auto t0 = Clock::now();
-    Tensor obs = venv.reset(cfg.seed * 7919 + static_cast<uint64_t>(step));
     int64_t next_eval =
         cfg.eval_interval > 0 ? (step / cfg.eval_interval + 1) * cfg.eval_interval : INT64_MAX;
     int64_t last_ckpt = step;
-    std::vector<double> action_vals(static_cast<size_t>(N * k));
 
     for (int64_t iter = iter0; iter < iterations; ++iter) {
+        gen.manual_seed(iteration_seed(cfg.seed, iter));
         if (cfg.anneal_lr)
             opt.set_lr(cfg.lr *
                        (1.0 - static_cast<double>(iter) / static_cast<double>(iterations)));
@@ -128,75 +177,46 @@ TrainResult train_ppo(const EnvFactory& factory, const PPOConfig& cfg) {
             Tensor actions;
             {
                 NoGradGuard ng;
-                Tensor out = ac->actor_out(obs);  // [N, A] logits or [N, k] means
-                Tensor value = ac->value(obs);    // [N]
-                auto out_v = out.contiguous().to_vector<float>();
-                auto val_v = value.to_vector<float>();
-                std::copy(obs.data_ptr<float>(), obs.data_ptr<float>() + N * d,
+                Tensor o = norm(obs).contiguous();
+                Tensor out = ac->actor_out(o);  // [N, A] logits or [N, k] means
+                auto val_v = ac->value(o).to_vector<float>();
+                std::copy(o.data_ptr<float>(), o.data_ptr<float>() + N * d,
                           obs_buf.begin() + t * N * d);
-                if (discrete) {
-                    actions = empty({N}, {.dtype = DType::int64});
-                    int64_t A = as.n;
-                    for (int64_t i = 0; i < N; ++i) {
-                        // sample from softmax(logits) by inversion
-                        const float* l = out_v.data() + i * A;
-                        double mx = *std::max_element(l, l + A), z = 0;
-                        for (int64_t j = 0; j < A; ++j) z += std::exp(l[j] - mx);
-                        double u = gen.next_double() * z, c = 0;
-                        int64_t a = A - 1;
-                        for (int64_t j = 0; j < A; ++j) {
-                            c += std::exp(l[j] - mx);
-                            if (u < c) {
-                                a = j;
-                                break;
-                            }
-                        }
-                        actions.data_ptr<int64_t>()[i] = a;
-                        act_buf[static_cast<size_t>(t * N + i)] = static_cast<float>(a);
-                        logp_buf[static_cast<size_t>(t * N + i)] =
-                            static_cast<float>(l[a] - mx - std::log(z));
-                        action_vals[static_cast<size_t>(i)] = static_cast<double>(a);
-                    }
-                } else {
-                    auto log_std = ac->log_std.to_vector<float>();
-                    actions = empty({N, k});
-                    float* ap = actions.data_ptr<float>();
-                    const double half_log_2pi = 0.5 * std::log(2 * std::numbers::pi);
-                    for (int64_t i = 0; i < N; ++i) {
-                        double lp = 0;
-                        for (int64_t j = 0; j < k; ++j) {
-                            double sd =
-                                std::exp(static_cast<double>(log_std[static_cast<size_t>(j)]));
-                            double eps = gen.next_normal();
-                            double a = out_v[static_cast<size_t>(i * k + j)] + sd * eps;
-                            act_buf[static_cast<size_t>((t * N + i) * k + j)] =
-                                static_cast<float>(a);
-                            lp += -0.5 * eps * eps - log_std[static_cast<size_t>(j)] - half_log_2pi;
-                            auto lo = as.low[static_cast<size_t>(j)],
-                                 hi = as.high[static_cast<size_t>(j)];
-                            ap[i * k + j] = static_cast<float>(std::clamp(a, lo, hi));
-                        }
-                        logp_buf[static_cast<size_t>(t * N + i)] = static_cast<float>(lp);
-                    }
-                }
+                actions = detail::sample_actions(out, *ac, as, gen, act_buf.data() + t * N * k,
+                                                 logp_buf.data() + t * N);
                 std::copy(val_v.begin(), val_v.end(), val_buf.begin() + t * N);
             }
             VectorStep s = venv.step(actions);
             step += N;
+            if (obs_rms) obs_rms->update(s.observations);
             const float* rw = s.rewards.data_ptr<float>();
             const bool* term = s.terminated.data_ptr<bool>();
             const bool* trunc = s.truncated.data_ptr<bool>();
             std::vector<int64_t> truncated_only;
+            std::vector<double> scaled(static_cast<size_t>(N));
+            for (int64_t i = 0; i < N; ++i) {
+                auto u = static_cast<size_t>(i);
+                scaled[u] = rw[i] * cfg.reward_scale;
+                if (cfg.normalize_reward) ret_acc[u] = ret_acc[u] * cfg.gamma + scaled[u];
+            }
+            if (cfg.normalize_reward) {
+                std::vector<float> r32(ret_acc.begin(), ret_acc.end());
+                ret_rms.update(r32.data(), N);
+                // r / sqrt(var(G) + eps), clipped to +-10
+                double sd = std::sqrt(ret_rms.var[0] + 1e-8);
+                for (auto& r : scaled) r = std::clamp(r / sd, -10.0, 10.0);
+            }
             for (int64_t i = 0; i < N; ++i) {
                 auto j = static_cast<size_t>(t * N + i);
-                rew_buf[j] = rw[i] * static_cast<float>(cfg.reward_scale);
+                rew_buf[j] = static_cast<float>(scaled[static_cast<size_t>(i)]);
                 done_buf[j] = (term[i] || trunc[i]) ? 1.0f : 0.0f;
+                if (term[i] || trunc[i]) ret_acc[static_cast<size_t>(i)] = 0;
                 if (trunc[i] && !term[i]) truncated_only.push_back(i);
             }
             if (!truncated_only.empty()) {
                 // bootstrap through the time limit: r += gamma V(final observation)
                 NoGradGuard ng;
-                auto fv = ac->value(s.final_observations).to_vector<float>();
+                auto fv = ac->value(norm(s.final_observations)).to_vector<float>();
                 for (int64_t i : truncated_only)
                     rew_buf[static_cast<size_t>(t * N + i)] +=
                         static_cast<float>(cfg.gamma) * fv[static_cast<size_t>(i)];
@@ -213,7 +233,7 @@ TrainResult train_ppo(const EnvFactory& factory, const PPOConfig& cfg) {
         Tensor next_value;
         {
             NoGradGuard ng;
-            next_value = ac->value(obs).contiguous();
+            next_value = ac->value(norm(obs)).contiguous();
         }
         Advantages gae = compute_gae(
             from_vector<float>(rew_buf, {T, N}), from_vector<float>(val_buf, {T, N}),
@@ -227,48 +247,98 @@ TrainResult train_ppo(const EnvFactory& factory, const PPOConfig& cfg) {
         Tensor b_ret = gae.returns.reshape({batch});
 
         // ---- optimise
-        std::vector<int64_t> idx(static_cast<size_t>(batch));
-        for (int64_t epoch = 0; epoch < cfg.update_epochs; ++epoch) {
-            std::iota(idx.begin(), idx.end(), 0);
-            for (int64_t i = batch - 1; i > 0; --i)  // Fisher-Yates with the agent's generator
-                std::swap(idx[static_cast<size_t>(i)],
-                          idx[gen.next_below(static_cast<uint64_t>(i + 1))]);
-            for (int64_t start = 0; start + minibatch <= batch; start += minibatch) {
-                std::vector<int64_t> mb_idx(idx.begin() + start, idx.begin() + start + minibatch);
-                Tensor mi = from_vector<int64_t>(mb_idx);
-                PPOBatch mb{index_select(b_obs, 0, mi),  index_select(b_act, 0, mi),
-                            index_select(b_logp, 0, mi), index_select(b_val, 0, mi),
-                            index_select(b_adv, 0, mi),  index_select(b_ret, 0, mi)};
-                Tensor loss = ppo_loss(*ac, mb, cfg).loss;
-                opt.zero_grad();
-                loss.backward();
-                if (cfg.max_grad_norm > 0)
-                    optim::clip_grad_norm_(ac->parameters(), cfg.max_grad_norm);
-                opt.step();
-                ++res.updates;
+        auto descend = [&](const Tensor& loss) {
+            opt.zero_grad();
+            loss.backward();
+            if (cfg.max_grad_norm > 0) optim::clip_grad_norm_(ac->parameters(), cfg.max_grad_norm);
+            opt.step();
+            ++res.updates;
+        };
+        if (a2c) {
+            PPOBatch all{b_obs, b_act, b_logp, b_val, b_adv, b_ret};
+            descend(a2c_loss(*ac, all, cfg.ent_coef, cfg.vf_coef, cfg.norm_adv).loss);
+        } else {
+            std::vector<int64_t> idx(static_cast<size_t>(batch));
+            for (int64_t epoch = 0; epoch < cfg.update_epochs; ++epoch) {
+                std::iota(idx.begin(), idx.end(), 0);
+                for (int64_t i = batch - 1; i > 0; --i)  // Fisher-Yates, the agent's generator
+                    std::swap(idx[static_cast<size_t>(i)],
+                              idx[gen.next_below(static_cast<uint64_t>(i + 1))]);
+                for (int64_t start = 0; start + minibatch <= batch; start += minibatch) {
+                    std::vector<int64_t> mb_idx(idx.begin() + start,
+                                                idx.begin() + start + minibatch);
+                    Tensor mi = from_vector<int64_t>(mb_idx);
+                    PPOBatch mb{index_select(b_obs, 0, mi),  index_select(b_act, 0, mi),
+                                index_select(b_logp, 0, mi), index_select(b_val, 0, mi),
+                                index_select(b_adv, 0, mi),  index_select(b_ret, 0, mi)};
+                    descend(ppo_loss(*ac, mb, cfg).loss);
+                }
             }
         }
-        if (cfg.verbose && !res.episode_returns.empty())
-            std::fprintf(stderr, "ppo iter %lld step %lld last return %.1f (%.1fs)\n",
+        if (cfg.verbose && !res.episode_returns.empty() && (iter + 1) % (a2c ? 100 : 5) == 0)
+            std::fprintf(stderr, "%s iter %lld step %lld last return %.1f (%.1fs)\n", algo.c_str(),
                          static_cast<long long>(iter + 1), static_cast<long long>(step),
                          res.episode_returns.back(), since(t0));
 
         // ---- evaluate / checkpoint
         if (step >= next_eval) {
             next_eval += cfg.eval_interval;
-            if (detail::evaluate_during_training("ppo", res, factory, cfg.eval_episodes, cfg.seed,
-                                                 cfg.target_return, cfg.verbose, step, t0))
-                break;
+            if (detail::evaluate_during_training(algo.c_str(), res, factory, cfg.eval_episodes,
+                                                 cfg.seed, cfg.target_return, cfg.verbose, step,
+                                                 t0)) {
+                res.env_steps = step;
+                res.seconds = seconds0 + since(t0);
+                save(iter + 1);
+                return res;
+            }
         }
         if (cfg.checkpoint_interval > 0 && step - last_ckpt >= cfg.checkpoint_interval) {
-            save();
+            res.env_steps = step;
+            res.seconds = seconds0 + since(t0);
+            save(iter + 1);
             last_ckpt = step;
         }
     }
     res.env_steps = step;
-    res.seconds = since(t0);
-    save();
+    res.seconds = seconds0 + since(t0);
+    save(std::max(iterations, iter0));
     return res;
+}
+
+}  // namespace
+
+TrainResult train_ppo(const EnvFactory& factory, const PPOConfig& cfg) {
+    return run_on_policy(factory, cfg, "ppo", cfg.on_checkpoint);
+}
+
+TrainResult train_a2c(const EnvFactory& factory, const A2CConfig& a) {
+    PPOConfig c{.total_steps = a.total_steps,
+                .seed = a.seed,
+                .num_envs = a.num_envs,
+                .num_steps = a.num_steps,
+                .hidden = a.hidden,
+                .lr = a.lr,
+                .anneal_lr = a.anneal_lr,
+                .gamma = a.gamma,
+                .gae_lambda = a.gae_lambda,
+                .num_minibatches = 1,
+                .update_epochs = 1,
+                .norm_adv = a.norm_adv,
+                .clip_vloss = false,
+                .ent_coef = a.ent_coef,
+                .vf_coef = a.vf_coef,
+                .max_grad_norm = a.max_grad_norm,
+                .normalize_obs = a.normalize_obs,
+                .normalize_reward = a.normalize_reward,
+                .target_return = a.target_return,
+                .eval_interval = a.eval_interval,
+                .eval_episodes = a.eval_episodes,
+                .checkpoint_path = a.checkpoint_path,
+                .checkpoint_interval = a.checkpoint_interval,
+                .resume = a.resume,
+                .verbose = a.verbose};
+    c.metadata = a.metadata;
+    return run_on_policy(factory, c, "a2c", a.on_checkpoint);
 }
 
 }  // namespace soma::rl

@@ -26,8 +26,21 @@ bool evaluate_during_training(const char* algo, TrainResult& res, const EnvFacto
 std::string join_ints(const std::vector<int64_t>& v);
 std::vector<int64_t> split_ints(const std::string& s);
 Policy greedy_q_policy(std::shared_ptr<nn::Module> q);
+/// Greedy actions of the actor (argmax / the Gaussian mean clipped to the bounds), observations
+/// normalised by obs_rms when given.
 Policy greedy_ac_policy(std::shared_ptr<ActorCritic> ac, std::vector<double> low,
-                        std::vector<double> high);
+                        std::vector<double> high, std::shared_ptr<RunningMeanStd> obs_rms = {});
+
+/// Samples one action per row of the actor's output `out` ([N, A] logits or [N, k] Gaussian
+/// means with log_std): writes env actions (`env_actions`, clipped to the Box bounds), the
+/// unclipped actions for the rollout (`stored`, k floats per row) and their log-probabilities.
+Tensor sample_actions(const Tensor& out, const ActorCritic& ac, const Space& as, Generator& gen,
+                      float* stored, float* log_prob);
+
+/// The tensor `name` of f, or an undefined tensor.
+Tensor find_tensor(const SafetensorsFile& f, const std::string& name);
+/// Metadata entry `key` as an integer; ValueError naming the checkpoint when it is missing.
+int64_t meta_int(const SafetensorsFile& f, const std::string& key, const std::string& path);
 /// sd's entries renamed prefix + name (contiguous, for save_safetensors).
 nn::NamedTensors prefixed(const std::string& prefix, const nn::NamedTensors& sd);
 /// The entries of f whose names start with prefix, the prefix removed.

@@ -219,53 +219,73 @@ CharLMReport train_charlm(CharLM& model, const TextSplit& split, const CharLMTra
     manual_seed(o.seed);
     BpttBatches batches(split.train, o.batch_size, o.bptt);
     auto params = model.parameters();
-    optim::Adam opt(params, {.lr = o.lr});
+    std::unique_ptr<optim::Adam> own;
+    optim::Optimizer* opt = o.optimizer;
+    if (!opt) {
+        own = std::make_unique<optim::Adam>(params, optim::AdamOptions{.lr = o.lr});
+        opt = own.get();
+    }
     model.train();
     CharLMReport rep;
+    rep.steps = o.start_step;
+    rep.tokens = o.start_tokens;
+    // The training clock: time spent in the progress callback (evaluation, checkpoints) is not
+    // counted against the budget.
     const auto start = Clock::now();
-    auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
-    double next_log = o.log_every_s, run_nats = 0;
-    int64_t run_tokens = 0, epoch = 0;
-    bool done = false;
+    double paused = 0;
+    auto elapsed = [&] {
+        return o.start_seconds + std::chrono::duration<double>(Clock::now() - start).count() -
+               paused;
+    };
+    double next_log = elapsed() + o.log_every_s, run_nats = 0;
+    int64_t run_tokens = 0, epoch = o.start_step / batches.size(),
+            first = o.start_step % batches.size();
+    bool done = (o.max_steps >= 0 && rep.steps >= o.max_steps) || elapsed() >= o.time_budget_s;
     while (!done) {
         nn::RNNState s;  // the state restarts with every pass over the text
-        for (int64_t i = 0; i < batches.size(); ++i) {
+        for (int64_t i = first; i < batches.size(); ++i) {
             auto b = batches[i];
             auto [loss, ns] = batch_loss(model, b, s);
             s = ns.detach();
-            opt.zero_grad();
+            opt->zero_grad();
             loss.backward();
             if (o.clip > 0) optim::clip_grad_norm_(params, o.clip);
-            opt.step();
+            opt->step();
             const double l = loss.item();
             rep.steps += 1;
             rep.tokens += b.y.numel();
             run_nats += l * static_cast<double>(b.y.numel());
             run_tokens += b.y.numel();
             const double t = elapsed();
-            if (o.on_progress && t >= next_log) {
-                o.on_progress({.step = rep.steps,
-                               .tokens = rep.tokens,
-                               .epoch = epoch,
-                               .seconds = t,
-                               .train_bpc = run_nats / static_cast<double>(run_tokens) / kLn2,
-                               .tokens_per_s = static_cast<double>(rep.tokens) / t});
-                next_log = t + o.log_every_s;
+            const bool last =
+                t >= o.time_budget_s || (o.max_steps >= 0 && rep.steps >= o.max_steps);
+            if (run_tokens > 0 && (t >= next_log || last)) {
                 rep.train_bpc = run_nats / static_cast<double>(run_tokens) / kLn2;
+                if (o.on_progress) {
+                    const auto c0 = Clock::now();
+                    o.on_progress({.step = rep.steps,
+                                   .tokens = rep.tokens,
+                                   .epoch = rep.steps / batches.size(),
+                                   .seconds = t,
+                                   .train_bpc = rep.train_bpc,
+                                   .tokens_per_s = static_cast<double>(rep.tokens) / t});
+                    paused += std::chrono::duration<double>(Clock::now() - c0).count();
+                }
+                next_log = t + o.log_every_s;
                 run_nats = 0;
                 run_tokens = 0;
             }
-            if (t >= o.time_budget_s || (o.max_steps >= 0 && rep.steps >= o.max_steps)) {
+            if (last) {
                 done = true;
                 break;
             }
         }
+        first = 0;
         ++epoch;
     }
     rep.seconds = elapsed();
-    rep.tokens_per_s = static_cast<double>(rep.tokens) / rep.seconds;
-    if (run_tokens > 0) rep.train_bpc = run_nats / static_cast<double>(run_tokens) / kLn2;
-    rep.val_bpc = evaluate_bpc(model, split.val);
+    rep.tokens_per_s = rep.seconds > 0 ? static_cast<double>(rep.tokens) / rep.seconds : 0;
+    rep.val_bpc = o.evaluate ? evaluate_bpc(model, split.val) : NAN;
     return rep;
 }
 

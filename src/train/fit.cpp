@@ -168,7 +168,7 @@ FitResult fit(nn::Module& model, const nn::Loss& loss_fn, optim::Optimizer& opt,
         int64_t nb = train.size();
         if (o.max_batches_per_epoch > 0) nb = std::min(nb, o.max_batches_per_epoch);
         ProgressBar bar("epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs), nb);
-        double loss_sum = 0, stat = 0;
+        double loss_sum = 0, stat = 0, stat_count = 0;  // stat_count: examples or target elements
         int64_t seen = 0, b = 0;
         for (const data::Example& batch : train) {
             if (b >= nb) break;
@@ -188,6 +188,9 @@ FitResult fit(nn::Module& model, const nn::Loss& loss_fn, optim::Optimizer& opt,
             int64_t n = batch.input.size(0);
             loss_sum += lv * static_cast<double>(n);
             stat += batch_stat(out, batch.target, o.task);
+            stat_count += o.task == Task::classification
+                              ? static_cast<double>(n)
+                              : static_cast<double>(batch.target.numel());
             seen += n;
             ++b;
             for (auto& cb : o.callbacks) cb->on_batch_end(tr, b, lv);
@@ -197,10 +200,10 @@ FitResult fit(nn::Module& model, const nn::Loss& loss_fn, optim::Optimizer& opt,
         log.epoch = epoch;
         log.lr = opt.lr();
         log.train_loss = seen ? loss_sum / static_cast<double>(seen) : NAN;
-        log.train_metric =
-            seen ? (o.task == Task::classification ? stat / static_cast<double>(seen)
-                                                   : std::sqrt(stat / static_cast<double>(seen)))
-                 : NAN;
+        log.train_metric = stat_count > 0
+                               ? (o.task == Task::classification ? stat / stat_count
+                                                                 : std::sqrt(stat / stat_count))
+                               : NAN;
         if (val) {
             EvalResult ev = evaluate(model, loss_fn, *val, o.task);
             log.val_loss = ev.loss;

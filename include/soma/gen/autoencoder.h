@@ -14,6 +14,8 @@
 #pragma once
 
 #include <cmath>
+#include <functional>
+#include <string>
 
 #include "soma/data.h"
 #include "soma/gen/upsample.h"
@@ -88,10 +90,12 @@ struct VaeEpochStats {
     int64_t batches = 0;
     double seconds = 0;
 };
-/// One epoch of VAE training (batch.input in [0, 1]); max_batches = 0 means all.
+/// One epoch of VAE training (batch.input in [0, 1]); max_batches = 0 means all. should_stop is
+/// polled between batches; when it returns true the epoch ends by throwing soma::Error.
 VaeEpochStats train_vae_epoch(ConvVAE& vae, optim::Optimizer& opt, data::DataLoader& loader,
                               int64_t max_batches = 0, bool progress = true,
-                              const std::string& label = "vae");
+                              const std::string& label = "vae",
+                              const std::function<bool()>& should_stop = {});
 
 /// Mean squared error per element between x and model(x) over a loader (eval mode, no grad).
 double reconstruction_mse(nn::Module& model, data::DataLoader& loader);

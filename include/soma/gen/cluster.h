@@ -5,6 +5,7 @@
 //     auto km = soma::gen::kmeans(codes, {.k = 10, .seed = 0});     // codes [N, D]
 //     double acc = soma::gen::clustering_accuracy(labels, km.labels);
 //     double nmi = soma::gen::normalized_mutual_info(labels, km.labels);
+//     auto p = soma::gen::pca(codes, 2);                            // p.projected [N, 2]
 #pragma once
 
 #include <cstdint>
@@ -44,5 +45,17 @@ double clustering_accuracy(const Tensor& labels_true, const Tensor& labels_pred)
 /// NMI = I(a; b) / ((H(a) + H(b)) / 2); 1 for identical partitions (up to renaming). When both
 /// partitions have a single cluster the result is 1.
 double normalized_mutual_info(const Tensor& labels_true, const Tensor& labels_pred);
+
+struct PcaResult {
+    Tensor mean;                    // [D]
+    Tensor components;              // [k, D], unit rows, by decreasing explained variance
+    std::vector<double> explained;  // [k] variances along the components
+    Tensor projected;               // [N, k] = (x - mean) components^T
+};
+
+/// Principal component analysis of x [N, D] (N >= 2, 1 <= k <= D): the covariance by one GEMM,
+/// its eigenvectors by Jacobi rotations (frechet.h). Each component's sign is fixed so that its
+/// largest-magnitude entry is positive. Outputs in x's floating dtype.
+PcaResult pca(const Tensor& x, int64_t k);
 
 }  // namespace soma::gen

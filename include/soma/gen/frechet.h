@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "soma/nn.h"
 #include "soma/tensor.h"
 
 namespace soma::gen {
@@ -31,6 +32,13 @@ FeatureStats feature_stats(const Tensor& features);
 double frechet_distance(const FeatureStats& a, const FeatureStats& b);
 /// Convenience: feature_stats of both, then the distance.
 double frechet_distance(const Tensor& features_a, const Tensor& features_b);
+
+/// Features of a classifier for the Fréchet distance: runs images [N, ...] through the first
+/// `layers` children of `model` (eval mode, no grad, in batches; the training flag is restored)
+/// and flattens the result to [N, F]. E.g. layers = index of the last Linear for the
+/// penultimate-layer activations. Throws ValueError when layers exceeds the model's size.
+Tensor sequential_features(nn::Sequential& model, const Tensor& images, size_t layers,
+                           int64_t batch_size = 500);
 
 /// Eigen-decomposition of a symmetric n x n matrix (row-major) by cyclic Jacobi rotations:
 /// eigenvalues ascending, eigenvectors as the columns of `vectors` (row-major n x n).

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "soma/nn/module.h"
 
@@ -135,6 +136,16 @@ Tensor gru_step(const Tensor& gx, const Tensor& gh, const Tensor& h);
 /// One step of any mode from the two projections gx = W_ih x + b_ih, gh = W_hh h + b_hh
 /// ([B, G*H]); state.h (and state.c for LSTM) [B, H].
 RNNState rnn_step(RNNMode mode, const Tensor& gx, const Tensor& gh, const RNNState& state);
+/// The whole recurrence of one layer and direction as one autograd node: gx = x W_ih^T [T, B,
+/// G*H] (all steps; its bias may be folded in or passed as b_ih), w_hh [G*H, H], b_hh and b_ih
+/// [G*H] (either may be undefined), state.h (and state.c for LSTM) [B, H], lengths empty or B
+/// values in 1..T (steps t >= length keep the state and output zeros), reverse walks
+/// t = T-1 .. 0. Returns output [T, B, H] and the final h (c). Gradients flow to gx, the state,
+/// w_hh and the biases; double backward through it is not supported (the backward is a direct
+/// loop). CPU only.
+RNNOutput rnn_sequence(RNNMode mode, const Tensor& gx, const Tensor& w_hh, const Tensor& b_hh,
+                       const RNNState& state, const std::vector<int64_t>& lengths = {},
+                       bool reverse = false, const Tensor& b_ih = {});
 }  // namespace functional
 
 }  // namespace soma::nn

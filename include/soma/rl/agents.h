@@ -1,10 +1,13 @@
-// soma/rl/agents.h — DQN and PPO on ordinary Soma modules, and their building blocks.
+// soma/rl/agents.h — DQN, REINFORCE (with a learned baseline), A2C and PPO on ordinary Soma
+// modules, and their building blocks.
 //
-// train_dqn / train_ppo take an environment factory and a config aggregate, and return every
-// finished training episode's return plus the evaluation history. Optionally they stop once a
-// greedy evaluation over `eval_episodes` episodes reaches `target_return`, and they checkpoint
-// to safetensors (weights, optimizer state, step counters; metadata names the algorithm, the
-// environment and the network) and resume from it (replay buffer and env states start afresh).
+// train_* take an environment factory and a config aggregate, and return every finished
+// training episode's return plus the evaluation history. Optionally they stop once a greedy
+// evaluation over `eval_episodes` episodes reaches `target_return`. They checkpoint to
+// safetensors (weights, optimizer, step counters, the environments' states and generators, the
+// observation / reward normalisers, DQN's replay buffer; metadata names the algorithm, the
+// environment and the network) and resume from it: a resumed run continues bit for bit like an
+// uninterrupted one.
 //
 //     soma::rl::PPOConfig cfg{.total_steps = 200'000, .seed = 1, .target_return = 475};
 //     auto result = soma::rl::train_ppo(soma::rl::env_factory("CartPole-v1"), cfg);
@@ -15,6 +18,7 @@
 
 #include <cmath>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,6 +50,11 @@ class ReplayBuffer {
              bool terminated);
     int64_t size() const { return size_; }
     int64_t capacity() const { return capacity_; }
+    /// The stored transitions and the ring position, for checkpoints ("<prefix>obs", ...).
+    std::vector<std::pair<std::string, Tensor>> state_dict(const std::string& prefix) const;
+    /// Restores state_dict() (entries looked up by name in `tensors` with `prefix`).
+    void load_state_dict(const std::vector<std::pair<std::string, Tensor>>& tensors,
+                         const std::string& prefix);
     struct Batch {
         Tensor obs;         // [B, obs_size] float32
         Tensor actions;     // [B] int64 when action_size == 1 and discrete, else [B, k] float32
@@ -61,6 +70,23 @@ class ReplayBuffer {
     int64_t size_ = 0, pos_ = 0;
     std::vector<float> obs_, next_obs_, rewards_, terminated_;
     std::vector<double> actions_;
+};
+
+/// Running mean and variance of vectors of `size` values (Chan et al.'s parallel update, as
+/// Gymnasium's NormalizeObservation). normalize(x) = clip((x - mean) / sqrt(var + 1e-8), +-clip).
+class RunningMeanStd {
+  public:
+    explicit RunningMeanStd(int64_t size = 1);
+    /// Adds `rows` vectors of size() values.
+    void update(const float* x, int64_t rows);
+    void update(const Tensor& x);  // [B, size] (or [size])
+    Tensor normalize(const Tensor& x, double clip = 10.0) const;
+    int64_t size() const { return static_cast<int64_t>(mean.size()); }
+    /// "<prefix>mean", "<prefix>var" (float64 [size]) and "<prefix>count" (float64 [1]).
+    std::vector<std::pair<std::string, Tensor>> state_dict(const std::string& prefix) const;
+    void load_state_dict(const Tensor& mean, const Tensor& var, const Tensor& count);
+    std::vector<double> mean, var;
+    double count = 1e-4;
 };
 
 struct Advantages {
@@ -94,6 +120,10 @@ class ActorCritic : public nn::Module {
     std::shared_ptr<nn::Sequential> actor, critic;
     Tensor log_std;  // [k] (continuous only)
 };
+
+/// Called after every checkpoint the agent writes (e.g. to write metrics next to it).
+struct TrainResult;
+using CheckpointCallback = std::function<void(const TrainResult&)>;
 
 /// Greedy (or sampling) action choice for a batch of observations [B, ...] -> actions
 /// (int64 [B] or float [B, k]).
@@ -157,6 +187,8 @@ struct DQNConfig {
     int64_t checkpoint_interval = 0;   // env steps (0 = only at the end)
     bool resume = false;
     bool verbose = false;  // progress lines on stderr
+    CheckpointCallback on_checkpoint = nullptr;
+    std::map<std::string, std::string> metadata = {};  // extra checkpoint metadata entries
 };
 TrainResult train_dqn(const EnvFactory& factory, const DQNConfig& cfg);
 
@@ -176,7 +208,9 @@ struct PPOConfig {
     bool clip_vloss = true;
     double ent_coef = 0.01, vf_coef = 0.5;
     double max_grad_norm = 0.5;
-    double reward_scale = 1.0;  // rewards are multiplied by it for learning (not for reporting)
+    double reward_scale = 1.0;      // rewards are multiplied by it for learning (not for reporting)
+    bool normalize_obs = false;     // running mean / std of observations (saved, used by play)
+    bool normalize_reward = false;  // divide rewards by the running std of discounted returns
     double target_return = NAN;
     int64_t eval_interval = 10'000;
     int64_t eval_episodes = 100;
@@ -184,8 +218,66 @@ struct PPOConfig {
     int64_t checkpoint_interval = 0;  // env steps (0 = only at the end)
     bool resume = false;
     bool verbose = false;
+    CheckpointCallback on_checkpoint = nullptr;
+    std::map<std::string, std::string> metadata = {};  // extra checkpoint metadata entries
 };
 TrainResult train_ppo(const EnvFactory& factory, const PPOConfig& cfg);
+
+/// Synchronous advantage actor-critic (Mnih et al. 2016, as Stable-Baselines3's A2C): num_envs
+/// copies, num_steps-step rollouts, n-step (gae_lambda = 1) or GAE advantages, one gradient step
+/// per rollout on  L = -mean(log pi(a|s) A) + vf_coef * 0.5 mean((V - R)^2) - ent_coef * H.
+struct A2CConfig {
+    int64_t total_steps = 500'000;
+    uint64_t seed = 0;
+    int64_t num_envs = 8;
+    int64_t num_steps = 5;
+    std::vector<int64_t> hidden = {64, 64};
+    double lr = 7e-4;
+    bool anneal_lr = false;
+    double gamma = 0.99, gae_lambda = 1.0;
+    bool norm_adv = false;
+    double ent_coef = 0.0, vf_coef = 0.5;
+    double max_grad_norm = 0.5;
+    bool normalize_obs = false, normalize_reward = false;
+    double target_return = NAN;
+    int64_t eval_interval = 10'000;
+    int64_t eval_episodes = 100;
+    std::string checkpoint_path = "";
+    int64_t checkpoint_interval = 0;
+    bool resume = false;
+    bool verbose = false;
+    CheckpointCallback on_checkpoint = nullptr;
+    std::map<std::string, std::string> metadata = {};  // extra checkpoint metadata entries
+};
+TrainResult train_a2c(const EnvFactory& factory, const A2CConfig& cfg);
+
+/// REINFORCE (Williams 1992) with a learned state-value baseline: each update plays
+/// `episodes_per_update` whole episodes (one per env copy), G_t = sum_k gamma^k r_{t+k}, and
+/// L = -mean(log pi(a_t|s_t) (G_t - V(s_t))) + vf_coef * 0.5 mean((V - G)^2) - ent_coef * H.
+/// No bootstrapping: the time limit ends the return like a terminal state.
+struct ReinforceConfig {
+    int64_t total_steps = 300'000;
+    uint64_t seed = 0;
+    int64_t episodes_per_update = 8;
+    std::vector<int64_t> hidden = {64, 64};
+    double lr = 1e-3;
+    double gamma = 0.99;
+    bool baseline = true;
+    bool norm_adv = true;
+    double ent_coef = 0.0, vf_coef = 0.5;
+    double max_grad_norm = 0.5;
+    bool normalize_obs = false;
+    double target_return = NAN;
+    int64_t eval_interval = 10'000;
+    int64_t eval_episodes = 100;
+    std::string checkpoint_path = "";
+    int64_t checkpoint_interval = 0;
+    bool resume = false;
+    bool verbose = false;
+    CheckpointCallback on_checkpoint = nullptr;
+    std::map<std::string, std::string> metadata = {};  // extra checkpoint metadata entries
+};
+TrainResult train_reinforce(const EnvFactory& factory, const ReinforceConfig& cfg);
 
 /// One PPO minibatch: observations [B, d], actions (int64 [B] or float [B, k]), and the
 /// rollout's log-probabilities, values, advantages and returns ([B] each).
@@ -198,6 +290,19 @@ struct PPOLoss {
 };
 /// The clipped PPO objective of `cfg` (clip_coef, clip_vloss, norm_adv, ent_coef, vf_coef).
 PPOLoss ppo_loss(ActorCritic& ac, const PPOBatch& b, const PPOConfig& cfg);
+
+/// A2C's loss on a batch (old_log_prob / old_value unused): advantages normalised when
+/// `norm_adv`; pg_loss = -mean(log pi A), v_loss = 0.5 mean((V - R)^2).
+PPOLoss a2c_loss(ActorCritic& ac, const PPOBatch& b, double ent_coef, double vf_coef,
+                 bool norm_adv);
+/// REINFORCE's loss: b.returns hold G_t; the advantage is G_t - V(s_t) (detached; normalised
+/// when `norm_adv`), or G_t itself without a baseline (then the value loss is 0).
+PPOLoss reinforce_loss(ActorCritic& ac, const PPOBatch& b, double ent_coef, double vf_coef,
+                       bool baseline, bool norm_adv);
+/// Discounted returns of whole episodes: rewards [T] and dones [T] (episode ended after t) ->
+/// G [T] with G_t = r_t + gamma G_{t+1} (1 - d_t); the last step counts as an episode end.
+std::vector<double> discounted_returns(const std::vector<double>& rewards,
+                                       const std::vector<bool>& dones, double gamma);
 
 /// Rebuilds the greedy policy stored in a checkpoint written by train_dqn / train_ppo.
 Policy load_policy(const std::string& path);

@@ -19,6 +19,7 @@
 //     auto s = venv.step(soma::zeros({8}, {.dtype = soma::DType::int64}));
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -83,6 +84,19 @@ class Env {
     virtual std::vector<double> state() const = 0;
     void set_state(const std::vector<double>& s);
     Generator& generator() { return gen_; }
+    /// Writes the observation of the current state (flat_size floats).
+    void observe_into(float* obs) const { observe(obs); }
+
+    /// Everything needed to continue exactly where the env is (checkpoints): physical state,
+    /// time step, whether the episode has ended, and the generator's state.
+    struct Snapshot {
+        std::vector<double> state;
+        int64_t elapsed = 0;
+        bool done = true;
+        std::array<uint64_t, 2> rng{};
+    };
+    Snapshot snapshot() const { return {state(), elapsed_, done_, gen_.state()}; }
+    void restore(const Snapshot& s);
 
   protected:
     Env(Space observation_space, Space action_space, int64_t max_episode_steps);
@@ -142,6 +156,13 @@ class VectorEnv {
     };
     /// Episodes finished by the last step() (in copy order).
     const std::vector<Episode>& finished() const { return finished_; }
+
+    /// Every copy's snapshot plus its running episode return and length, as two tensors for a
+    /// checkpoint: "<prefix>real" float64 [N, S + 1] and "<prefix>int" int64 [N, 5].
+    std::vector<std::pair<std::string, Tensor>> state_dict(const std::string& prefix) const;
+    /// Restores state_dict(); returns the current observations [N, ...]. ValueError when the
+    /// tensors do not fit this VectorEnv.
+    Tensor load_state_dict(const Tensor& real, const Tensor& ints);
 
   private:
     std::vector<std::unique_ptr<Env>> envs_;
