@@ -35,6 +35,48 @@ check "summary shows parameter count" grep -q "Total params: 15" "$tmp/summary.o
 "$SOMA" info >"$tmp/info.out" 2>&1
 check "info shows backends" grep -q "backends:" "$tmp/info.out"
 
+# --- reinforcement learning (issue 7): needs no data package ---
+"$SOMA" train ppo-cartpole --steps 2048 --set eval_interval=0 --out "$tmp/rl" --quiet >"$tmp/rl.out" 2>/dev/null
+check "ppo-cartpole trains" test $? -eq 0
+check "ppo-cartpole JSON has mean_return over 100 episodes" last_json "$tmp/rl.out" '"mean_return":.*"episodes":100\|"episodes":100.*"mean_return":'
+check "ppo-cartpole wrote checkpoint, metrics.csv and curve.png" test -s "$tmp/rl/checkpoint.safetensors" -a -s "$tmp/rl/metrics.csv" -a -s "$tmp/rl/curve.png"
+"$SOMA" play "$tmp/rl/checkpoint.safetensors" --episodes 3 --render "$tmp/rl/ep.gif" >"$tmp/play.out" 2>/dev/null
+check "play runs 3 episodes" last_json "$tmp/play.out" '"episodes":3'
+check "play --render writes a GIF" test -s "$tmp/rl/ep.gif"
+check "the GIF starts with its magic" grep -q "^GIF89a" <(head -c 6 "$tmp/rl/ep.gif")
+"$SOMA" eval "$tmp/rl/checkpoint.safetensors" >/dev/null 2>&1
+check "eval of an agent checkpoint exits 0" test $? -eq 0
+"$SOMA" train ppo-cartpole --set bogus=1 >/dev/null 2>&1
+check "RL: unknown --set key exits 2" test $? -eq 2
+"$SOMA" play "$tmp/rl/checkpoint.safetensors" --episodes 0 >/dev/null 2>&1
+check "play --episodes 0 exits 2" test $? -eq 2
+"$SOMA" train dqn-cartpole --resume --out "$tmp/rl" >/dev/null 2>&1
+check "resume with another recipe's checkpoint exits 2" test $? -eq 2
+"$SOMA" play "$tmp/iris/checkpoint.safetensors" >/dev/null 2>&1
+check "play on a classifier checkpoint exits 2" test $? -eq 2
+
+# --- generative workflows (issue 6): need dataset-fashion-mnist (not in the test set) ---
+if test -d /usr/share/datasets/fashion-mnist; then
+    "$SOMA" train cnn-fashion --epochs 1 --max-batches 2 --out "$tmp/clf" --quiet >/dev/null 2>&1
+    "$SOMA" train dcgan-fashion --epochs 1 --max-batches 2 --batch-size 16 --set "classifier=$tmp/clf/model.safetensors" --out "$tmp/gan" --quiet >"$tmp/gan.out" 2>/dev/null
+    check "dcgan-fashion JSON has the FID triple" last_json "$tmp/gan.out" '"fid_noise_ceiling":'
+    check "dcgan-fashion wrote the epoch grid" test -s "$tmp/gan/samples_epoch_1.png"
+    check "dcgan-fashion wrote metrics.csv" grep -q "g_loss,d_loss" "$tmp/gan/metrics.csv"
+    "$SOMA" generate "$tmp/gan/checkpoint.safetensors" --n 16 --out "$tmp/grid.png" >"$tmp/gen.out" 2>/dev/null
+    check "generate writes a grid from a GAN checkpoint" test -s "$tmp/grid.png"
+    "$SOMA" train autoencoder-fashion --epochs 1 --max-batches 2 --batch-size 16 --out "$tmp/ae" --quiet >"$tmp/ae.out" 2>/dev/null
+    check "autoencoder-fashion JSON has test_mse" last_json "$tmp/ae.out" '"test_mse":'
+    "$SOMA" train cluster-fashion --max-batches 10 --batch-size 50 --set "autoencoder=$tmp/ae/checkpoint.safetensors" --out "$tmp/cl" --quiet >"$tmp/cl.out" 2>/dev/null
+    check "cluster-fashion JSON has accuracies and NMI" last_json "$tmp/cl.out" '"pixel_nmi":'
+    check "cluster-fashion wrote the PCA scatter" test -s "$tmp/cl/codes_pca.png"
+    "$SOMA" generate "$tmp/ae/checkpoint.safetensors" >/dev/null 2>"$tmp/gen.err"
+    check "generate on an autoencoder checkpoint exits 2" test $? -eq 2
+    "$SOMA" train vae-fashion --set nope=1 >/dev/null 2>"$tmp/set.err"
+    check "unknown --set key exits 2" test $? -eq 2
+else
+    echo "cli: dataset-fashion-mnist not installed: generative checks skipped" >&2
+fi
+
 "$SOMA" train no-such-recipe >"$tmp/bad.out" 2>"$tmp/bad.err"
 rc=$?
 check "unknown recipe exits 2" test "$rc" -eq 2
