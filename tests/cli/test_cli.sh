@@ -77,6 +77,18 @@ else
     echo "cli: dataset-fashion-mnist not installed: generative checks skipped" >&2
 fi
 
+# --- speech (issue 5): needs espeak-ng and flite (not in the test set) ---
+if command -v espeak-ng >/dev/null && command -v flite >/dev/null; then
+    "$SOMA" train speech-digits --set accents=1 --set variants=4 --set "cache=$tmp/sdcache" --epochs 1 --batch-size 8 --threads 1 --out "$tmp/sd" --quiet >"$tmp/sd.out" 2>/dev/null
+    check "speech-digits JSON has real and flite accuracy" last_json "$tmp/sd.out" '"real_accuracy"'
+    "$SOMA" eval "$tmp/sd/checkpoint.safetensors" >"$tmp/sdeval.out" 2>/dev/null
+    check "speech-digits eval reports flite accuracy" last_json "$tmp/sdeval.out" '"flite_accuracy"'
+    "$SOMA" train speech-digits --set nope=1 >/dev/null 2>&1
+    check "speech-digits: unknown --set key exits 2" test $? -eq 2
+else
+    echo "cli: espeak-ng/flite not installed: speech checks skipped" >&2
+fi
+
 "$SOMA" train no-such-recipe >"$tmp/bad.out" 2>"$tmp/bad.err"
 rc=$?
 check "unknown recipe exits 2" test "$rc" -eq 2
