@@ -24,16 +24,6 @@ namespace soma::app {
 
 namespace {
 
-volatile std::sig_atomic_t g_interrupted = 0;
-void on_sigint(int) { g_interrupted = 1; }
-
-std::string jnum(double v) {
-    if (!std::isfinite(v)) return "null";
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.6g", v);
-    return buf;
-}
-
 struct Loaded {
     Recipe recipe;
     std::shared_ptr<nn::Sequential> model;
@@ -114,7 +104,7 @@ int cmd_train(const TrainArgs& a) {
     r.spec["seed"] = r.seed;
     if (a.threads > 0) set_num_threads(a.threads);
     std::string out = a.out.empty() ? "runs/" + r.name : a.out;
-    std::signal(SIGINT, on_sigint);
+    StopOnSigint sig;
 
     auto t0 = std::chrono::steady_clock::now();
     Data d = load_data(r);
@@ -146,12 +136,12 @@ int cmd_train(const TrainArgs& a) {
     fo.scheduler_per_batch = per_batch;
     fo.max_batches_per_epoch = a.max_batches;
     fo.metadata = {{"recipe", r.name}, {"recipe_json", r.spec.dump()}};
-    fo.should_stop = [] { return g_interrupted != 0; };
+    fo.should_stop = [] { return g_stop != 0; };
     train::FitResult res;
     try {
         res = train::fit(*model, *loss, *opt, train_loader, &test_loader, fo);
     } catch (const Error& e) {
-        if (g_interrupted) {
+        if (g_stop) {
             std::fprintf(stderr,
                          "\ninterrupted; the last finished epoch is in %s/checkpoint.safetensors "
                          "(continue with --resume)\n",
@@ -301,9 +291,9 @@ int cmd_predict(const std::string& checkpoint, const std::string& input, int top
 }
 
 int cmd_recipes() {
-    for (auto& [n, desc] : builtin_recipes()) std::printf("%-18s %s\n", n.c_str(), desc.c_str());
+    for (auto& [n, desc] : builtin_recipes()) std::printf("%-20s %s\n", n.c_str(), desc.c_str());
     for (const auto& w : workflows())
-        std::printf("%-18s %s\n", w.name.c_str(), w.description.c_str());
+        std::printf("%-20s %s\n", w.name.c_str(), w.description.c_str());
     return 0;
 }
 

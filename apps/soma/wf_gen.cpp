@@ -38,23 +38,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-volatile std::sig_atomic_t g_stop = 0;
-void on_sigint(int) { g_stop = 1; }
-
-// Installs the SIGINT flag for the duration of a training run.
-struct StopOnSigint {
-    void (*old)(int);
-    StopOnSigint() : old(std::signal(SIGINT, on_sigint)) { g_stop = 0; }
-    ~StopOnSigint() { std::signal(SIGINT, old); }
-};
-
-std::string jnum(double v) {
-    if (!std::isfinite(v)) return "null";
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.6g", v);
-    return buf;
-}
-
 double now_seconds() {
     using namespace std::chrono;
     return duration<double>(steady_clock::now().time_since_epoch()).count();

@@ -28,13 +28,6 @@ namespace {
 namespace fs = std::filesystem;
 using Overrides = std::map<std::string, std::string>;
 
-std::string jnum(double v) {
-    if (!std::isfinite(v)) return "null";
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.6g", v);
-    return buf;
-}
-
 // ---- --set KEY=VALUE onto a config aggregate ----------------------------------------------
 // Each recipe lists its settable fields; values are parsed strictly (UsageError on junk).
 struct Field {

@@ -61,16 +61,6 @@ const std::array<const char*, 5> kFliteVoices = {"kal", "kal16", "awb", "rms", "
 const std::array<double, 3> kFliteStretch = {0.85, 1.0, 1.2};
 constexpr const char* kRealDir = "/usr/share/asterisk/sounds/en/digits";
 
-volatile std::sig_atomic_t g_stop = 0;
-void on_sigint(int) { g_stop = 1; }
-
-std::string jnum(double v) {
-    if (!std::isfinite(v)) return "null";
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.6g", v);
-    return buf;
-}
-
 bool have_program(const std::string& name) {
     return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
 }
@@ -561,7 +551,7 @@ int train_speech(const TrainArgs& a) {
     const std::string out = a.out.empty() ? std::string("runs/") + kRecipe : a.out;
     if (a.threads > 0) set_num_threads(a.threads);
     const std::string ckpt = out + "/checkpoint.safetensors";
-    std::signal(SIGINT, on_sigint);
+    StopOnSigint sig;
     auto t0 = std::chrono::steady_clock::now();
 
     // On resume the checkpoint's configuration wins (the model must match its weights).

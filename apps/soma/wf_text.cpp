@@ -39,21 +39,6 @@ namespace fs = std::filesystem;
 namespace tx = soma::text;
 namespace F = soma::nn::functional;
 
-volatile std::sig_atomic_t g_stop = 0;
-void on_sigint(int) { g_stop = 1; }
-struct StopOnSigint {
-    void (*old)(int);
-    StopOnSigint() : old(std::signal(SIGINT, on_sigint)) { g_stop = 0; }
-    ~StopOnSigint() { std::signal(SIGINT, old); }
-};
-
-std::string jnum(double v) {
-    if (!std::isfinite(v)) return "null";
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.6g", v);
-    return buf;
-}
-
 // --set KEY=VALUE for one workflow: only the listed keys are accepted.
 class Sets {
   public:

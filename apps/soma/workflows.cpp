@@ -1,10 +1,27 @@
 // The workflow registry and the `soma generate` / `soma play` dispatch.
 #include "workflows.h"
 
+#include <cmath>
+#include <cstdio>
+
 #include "recipe.h"
 #include "soma/io.h"
 
 namespace soma::app {
+
+volatile std::sig_atomic_t g_stop = 0;
+namespace {
+void on_sigint(int) { g_stop = 1; }
+}  // namespace
+StopOnSigint::StopOnSigint() : old_(std::signal(SIGINT, on_sigint)) { g_stop = 0; }
+StopOnSigint::~StopOnSigint() { std::signal(SIGINT, old_); }
+
+std::string jnum(double v) {
+    if (!std::isfinite(v)) return "null";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    return buf;
+}
 
 const std::vector<Workflow>& workflows() {
     static const std::vector<Workflow> all = [] {

@@ -5,6 +5,7 @@
 // its "recipe" metadata entry.
 #pragma once
 
+#include <csignal>
 #include <functional>
 #include <map>
 #include <string>
@@ -57,6 +58,22 @@ void add_gen_workflows(std::vector<Workflow>& out);     // wf_gen.cpp
 void add_text_workflows(std::vector<Workflow>& out);    // wf_text.cpp
 void add_speech_workflows(std::vector<Workflow>& out);  // wf_speech.cpp
 void add_rl_workflows(std::vector<Workflow>& out);      // wf_rl.cpp
+
+/// A JSON number with 6 significant digits; "null" for nan and inf.
+std::string jnum(double v);
+
+/// Set by SIGINT while a StopOnSigint is alive: training loops poll it, save and stop cleanly.
+extern volatile std::sig_atomic_t g_stop;
+class StopOnSigint {
+  public:
+    StopOnSigint();
+    ~StopOnSigint();
+    StopOnSigint(const StopOnSigint&) = delete;
+    StopOnSigint& operator=(const StopOnSigint&) = delete;
+
+  private:
+    void (*old_)(int);
+};
 
 int cmd_generate(const GenerateArgs& a);
 int cmd_play(const PlayArgs& a);
