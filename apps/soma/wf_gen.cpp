@@ -43,53 +43,6 @@ double now_seconds() {
     return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
-// --set KEY=VALUE for one workflow: only the listed keys are accepted.
-class Sets {
-  public:
-    Sets(const std::string& recipe, const std::vector<std::string>& sets,
-         std::set<std::string> allowed)
-        : recipe_(recipe), map_(parse_overrides(sets)) {
-        for (auto& [k, v] : map_)
-            if (!allowed.count(k)) {
-                std::string list;
-                for (auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-                throw UsageError(recipe + ": unknown --set key '" + k + "'; known: " + list);
-            }
-    }
-    std::string str(const std::string& k, const std::string& def) const {
-        auto it = map_.find(k);
-        return it == map_.end() ? def : it->second;
-    }
-    int64_t integer(const std::string& k, int64_t def, int64_t min = 1) const {
-        auto it = map_.find(k);
-        if (it == map_.end()) return def;
-        size_t pos = 0;
-        int64_t v = 0;
-        try {
-            v = std::stoll(it->second, &pos);
-        } catch (const std::exception&) {
-            pos = 0;
-        }
-        if (pos == 0 || pos != it->second.size() || v < min)
-            throw UsageError(recipe_ + ": --set " + k + "=" + it->second +
-                             ": expected an integer >= " + std::to_string(min));
-        return v;
-    }
-    double real(const std::string& k, double def) const {
-        auto it = map_.find(k);
-        if (it == map_.end()) return def;
-        try {
-            return std::stod(it->second);
-        } catch (const std::exception&) {
-            throw UsageError(recipe_ + ": --set " + k + "=" + it->second + ": expected a number");
-        }
-    }
-
-  private:
-    std::string recipe_;
-    std::map<std::string, std::string> map_;
-};
-
 struct Common {
     int64_t epochs, batch_size, seed;
     double lr;

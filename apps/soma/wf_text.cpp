@@ -39,55 +39,6 @@ namespace fs = std::filesystem;
 namespace tx = soma::text;
 namespace F = soma::nn::functional;
 
-// --set KEY=VALUE for one workflow: only the listed keys are accepted.
-class Sets {
-  public:
-    Sets(const std::string& recipe, const std::vector<std::string>& sets,
-         std::set<std::string> allowed)
-        : recipe_(recipe), map_(parse_overrides(sets)) {
-        for (auto& [k, v] : map_)
-            if (!allowed.count(k)) {
-                std::string list;
-                for (auto& s : allowed) list += (list.empty() ? "" : ", ") + s;
-                throw UsageError(recipe + ": unknown --set key '" + k + "'; known: " + list);
-            }
-    }
-    int64_t integer(const std::string& k, int64_t def, int64_t min = 1) const {
-        auto it = map_.find(k);
-        if (it == map_.end()) return def;
-        size_t pos = 0;
-        int64_t v = 0;
-        try {
-            v = std::stoll(it->second, &pos);
-        } catch (const std::exception&) {
-            pos = 0;
-        }
-        if (pos == 0 || pos != it->second.size() || v < min)
-            throw UsageError(recipe_ + ": --set " + k + "=" + it->second +
-                             ": expected an integer >= " + std::to_string(min));
-        return v;
-    }
-    double real(const std::string& k, double def, double min = 0) const {
-        auto it = map_.find(k);
-        if (it == map_.end()) return def;
-        size_t pos = 0;
-        double v = 0;
-        try {
-            v = std::stod(it->second, &pos);
-        } catch (const std::exception&) {
-            pos = 0;
-        }
-        if (pos == 0 || pos != it->second.size() || !(v >= min))
-            throw UsageError(recipe_ + ": --set " + k + "=" + it->second +
-                             ": expected a number >= " + jnum(min));
-        return v;
-    }
-
-  private:
-    std::string recipe_;
-    std::map<std::string, std::string> map_;
-};
-
 std::string meta_at(const std::map<std::string, std::string>& m, const std::string& k,
                     const std::string& file) {
     auto it = m.find(k);

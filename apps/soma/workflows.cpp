@@ -63,6 +63,54 @@ std::map<std::string, std::string> parse_overrides(const std::vector<std::string
     return m;
 }
 
+Sets::Sets(const std::string& recipe, const std::vector<std::string>& sets,
+           const std::set<std::string>& allowed)
+    : recipe_(recipe), map_(parse_overrides(sets)) {
+    for (auto& [k, v] : map_)
+        if (!allowed.count(k)) {
+            std::string list;
+            for (auto& s : allowed) list += (list.empty() ? "" : ", ") + s;
+            throw UsageError(recipe + ": unknown --set key '" + k + "'; known: " + list);
+        }
+}
+
+std::string Sets::str(const std::string& k, const std::string& def) const {
+    auto it = map_.find(k);
+    return it == map_.end() ? def : it->second;
+}
+
+int64_t Sets::integer(const std::string& k, int64_t def, int64_t min) const {
+    auto it = map_.find(k);
+    if (it == map_.end()) return def;
+    size_t pos = 0;
+    int64_t v = 0;
+    try {
+        v = std::stoll(it->second, &pos);
+    } catch (const std::exception&) {
+        pos = 0;
+    }
+    if (pos == 0 || pos != it->second.size() || v < min)
+        throw UsageError(recipe_ + ": --set " + k + "=" + it->second +
+                         ": expected an integer >= " + std::to_string(min));
+    return v;
+}
+
+double Sets::real(const std::string& k, double def, double min) const {
+    auto it = map_.find(k);
+    if (it == map_.end()) return def;
+    size_t pos = 0;
+    double v = 0;
+    try {
+        v = std::stod(it->second, &pos);
+    } catch (const std::exception&) {
+        pos = 0;
+    }
+    if (pos == 0 || pos != it->second.size() || !(v >= min))
+        throw UsageError(recipe_ + ": --set " + k + "=" + it->second +
+                         ": expected a number >= " + jnum(min));
+    return v;
+}
+
 int cmd_generate(const GenerateArgs& a) {
     const Workflow* w = workflow_of_checkpoint(a.checkpoint);
     if (!w || !w->generate)

@@ -7,7 +7,9 @@
 
 #include <csignal>
 #include <functional>
+#include <limits>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,6 +60,21 @@ void add_gen_workflows(std::vector<Workflow>& out);     // wf_gen.cpp
 void add_text_workflows(std::vector<Workflow>& out);    // wf_text.cpp
 void add_speech_workflows(std::vector<Workflow>& out);  // wf_speech.cpp
 void add_rl_workflows(std::vector<Workflow>& out);      // wf_rl.cpp
+
+/// --set KEY=VALUE for one workflow: only the listed keys are accepted; values are parsed
+/// strictly (UsageError naming the recipe, the key and what was expected).
+class Sets {
+  public:
+    Sets(const std::string& recipe, const std::vector<std::string>& sets,
+         const std::set<std::string>& allowed);
+    std::string str(const std::string& k, const std::string& def) const;
+    int64_t integer(const std::string& k, int64_t def, int64_t min = 1) const;
+    double real(const std::string& k, double def, double min = 0) const;
+
+  private:
+    std::string recipe_;
+    std::map<std::string, std::string> map_;
+};
 
 /// A JSON number with 6 significant digits; "null" for nan and inf.
 std::string jnum(double v);
