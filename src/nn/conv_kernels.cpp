@@ -270,20 +270,6 @@ void conv2d_weight_grad(Backend& be, const ConvGeom& g, const T* x, const T* dy,
     if (g.n == 0) std::fill(dw, dw + g.o * kg, T(0));
 }
 
-template <class T>
-void channel_sum(int64_t n, int64_t c, int64_t inner, const T* x, T* out) {
-    for (int64_t j = 0; j < c; ++j) {
-        double s = 0;
-        for (int64_t i = 0; i < n; ++i) {
-            const T* p = x + (i * c + j) * inner;
-            T part = 0;
-            for (int64_t k = 0; k < inner; ++k) part += p[k];
-            s += part;
-        }
-        out[j] = static_cast<T>(s);
-    }
-}
-
 // ---- pooling ---------------------------------------------------------------------------------
 
 AxisWindows pool_windows(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p,
@@ -356,125 +342,15 @@ void avg_pool_backward(int64_t planes, int64_t h, int64_t w, const AxisWindows& 
     }
 }
 
-// take ? a : b without a branch (a data-dependent branch mispredicts half the time on random
-// data; compilers keep the branch for a floating ?: ).
-template <class T>
-inline T select_bits(bool take, T a, T b) {
-    using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-    U ua, ub;
-    std::memcpy(&ua, &a, sizeof(T));
-    std::memcpy(&ub, &b, sizeof(T));
-    const U m = U(0) - static_cast<U>(take);
-    const U r = (ua & m) | (ub & ~m);
-    T out;
-    std::memcpy(&out, &r, sizeof(T));
-    return out;
-}
-
-template <class T>
-void max_pool_forward(const MaxPoolGeom& g, const T* x, T* y, int64_t* idx) {
-    const int64_t in_plane = g.h * g.w, out_plane = g.ho * g.wo;
-    const int64_t ekh = (g.kh - 1) * g.dh + 1, ekw = (g.kw - 1) * g.dw + 1;  // dilated extents
-    // Output columns [jlo, jhi) have their whole window inside the input's columns.
-    const int64_t jlo = std::min(ceil_div(g.pw, g.sw), g.wo);
-    const int64_t jhi =
-        g.w - ekw + g.pw < 0 ? jlo : std::clamp((g.w - ekw + g.pw) / g.sw + 1, jlo, g.wo);
-    // A window's value: the first valid element, replaced by any larger one or a NaN (NaN
-    // propagates as in PyTorch; `v != v` is the NaN test). Padding never wins (it is -inf).
-    auto edge = [&](const T* xp, int64_t hs, int64_t ws, T& best, int64_t& bi) {
-        bi = -1;
-        best = -std::numeric_limits<T>::infinity();
-        for (int64_t a = 0; a < g.kh; ++a) {
-            const int64_t ih = hs + a * g.dh;
-            if (ih < 0 || ih >= g.h) continue;
-            for (int64_t b = 0; b < g.kw; ++b) {
-                const int64_t iw = ws + b * g.dw;
-                if (iw < 0 || iw >= g.w) continue;
-                const T v = xp[ih * g.w + iw];
-                if (bi < 0 || v > best || v != v) {
-                    best = v;
-                    bi = ih * g.w + iw;
-                }
-            }
-        }
-        if (bi < 0) bi = 0;  // unreachable with valid pooling arguments
-    };
-    for (int64_t p = 0; p < g.planes; ++p) {
-        const T* xp = x + p * in_plane;
-        T* yp = y + p * out_plane;
-        int64_t* ip = idx + p * out_plane;
-        for (int64_t i = 0; i < g.ho; ++i) {
-            const int64_t hs = i * g.sh - g.ph;
-            T* yr = yp + i * g.wo;
-            int64_t* ir = ip + i * g.wo;
-            const bool rows_inside = hs >= 0 && hs + ekh <= g.h;
-            const int64_t lo = rows_inside ? jlo : g.wo, hi = rows_inside ? jhi : g.wo;
-            for (int64_t j = 0; j < lo; ++j) edge(xp, hs, j * g.sw - g.pw, yr[j], ir[j]);
-            if (lo < hi) {
-                // Interior: window offset outermost, output column innermost, branch-free.
-                // Window (i, j) starts at input index base + j sw.
-                const int64_t base = hs * g.w - g.pw, sw = g.sw;
-                for (int64_t j = lo; j < hi; ++j) {
-                    ir[j] = base + j * sw;
-                    yr[j] = xp[ir[j]];
-                }
-                for (int64_t a = 0; a < g.kh; ++a) {
-                    for (int64_t b = 0; b < g.kw; ++b) {
-                        if (a == 0 && b == 0) continue;
-                        const int64_t off = base + a * g.dh * g.w + b * g.dw;
-                        for (int64_t j = lo; j < hi; ++j) {
-                            const int64_t k = off + j * sw;
-                            const T v = xp[k];
-                            const bool take = (v > yr[j]) | (v != v);
-                            const int64_t m = -static_cast<int64_t>(take);
-                            yr[j] = select_bits(take, v, yr[j]);
-                            ir[j] = (k & m) | (ir[j] & ~m);
-                        }
-                    }
-                }
-            }
-            for (int64_t j = std::max(hi, lo); j < g.wo; ++j)
-                edge(xp, hs, j * g.sw - g.pw, yr[j], ir[j]);
-        }
-    }
-}
-
-template <class T>
-void max_pool_scatter(int64_t planes, int64_t in_plane, int64_t out_plane, const T* dy,
-                      const int64_t* idx, T* dx) {
-    std::fill(dx, dx + planes * in_plane, T(0));
-    for (int64_t p = 0; p < planes; ++p) {
-        T* xp = dx + p * in_plane;
-        const T* yp = dy + p * out_plane;
-        const int64_t* ip = idx + p * out_plane;
-        for (int64_t j = 0; j < out_plane; ++j) xp[ip[j]] += yp[j];
-    }
-}
-
-template <class T>
-void max_pool_gather(int64_t planes, int64_t in_plane, int64_t out_plane, const T* x,
-                     const int64_t* idx, T* y) {
-    for (int64_t p = 0; p < planes; ++p) {
-        const T* xp = x + p * in_plane;
-        T* yp = y + p * out_plane;
-        const int64_t* ip = idx + p * out_plane;
-        for (int64_t j = 0; j < out_plane; ++j) yp[j] = xp[ip[j]];
-    }
-}
-
 #define SOMA_CONV_INSTANTIATE(T)                                                                  \
     template void conv2d_forward<T>(Backend&, const ConvGeom&, const T*, const T*, const T*, T*); \
     template void conv2d_input_grad<T>(Backend&, const ConvGeom&, const T*, const T*, const T*,   \
                                        T*);                                                       \
     template void conv2d_weight_grad<T>(Backend&, const ConvGeom&, const T*, const T*, T*);       \
-    template void channel_sum<T>(int64_t, int64_t, int64_t, const T*, T*);                        \
     template void avg_pool_forward<T>(int64_t, int64_t, int64_t, const AxisWindows&,              \
                                       const AxisWindows&, const T*, T*);                          \
     template void avg_pool_backward<T>(int64_t, int64_t, int64_t, const AxisWindows&,             \
-                                       const AxisWindows&, const T*, T*);                         \
-    template void max_pool_forward<T>(const MaxPoolGeom&, const T*, T*, int64_t*);                \
-    template void max_pool_scatter<T>(int64_t, int64_t, int64_t, const T*, const int64_t*, T*);   \
-    template void max_pool_gather<T>(int64_t, int64_t, int64_t, const T*, const int64_t*, T*);
+                                       const AxisWindows&, const T*, T*);
 SOMA_CONV_INSTANTIATE(float)
 SOMA_CONV_INSTANTIATE(double)
 #undef SOMA_CONV_INSTANTIATE

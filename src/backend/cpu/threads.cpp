@@ -1,6 +1,7 @@
-// Thread count: Soma's own setting plus OpenBLAS's pool (kept equal so the two never fight
-// over the cores).
+// Thread count: Soma's own setting plus OpenBLAS's pool and OpenMP's (oneDNN), kept equal so
+// they never fight over the cores.
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -31,6 +32,7 @@ void set_num_threads(int n) {
     SOMA_CHECK_VALUE(n >= 1, "set_num_threads: need at least 1 thread, got ", n);
     threads() = n;
     openblas_set_num_threads(n);
+    omp_set_num_threads(n);
 }
 
 int get_num_threads() { return threads(); }
