@@ -120,9 +120,17 @@ TEST(TextWorkflow, TopicQuickRunAndResume) {
     EXPECT_GE(j["test_accuracy"].get<double>(), 0.0);
     EXPECT_GE(j["baseline_accuracy"].get<double>(), 0.0);
     EXPECT_EQ(j["classes"], 8);
+    // Model selection on a validation split carved from the training texts, never the test set.
+    EXPECT_GT(j["val"].get<int64_t>(), 0);
+    EXPECT_EQ(j["best_epoch"], 1);
+    EXPECT_GE(j["val_accuracy"].get<double>(), 0.0);
+    EXPECT_TRUE(fs::exists(out / "best.safetensors"));
     a.epochs = 2;
     a.resume = true;
-    run_train(a);
+    auto j2 = run_train(a);
+    EXPECT_GE(j2["best_epoch"].get<int64_t>(), 1);
+    EXPECT_LE(j2["best_epoch"].get<int64_t>(), 2);
+    EXPECT_GE(j2["val_accuracy"].get<double>(), j["val_accuracy"].get<double>());
     std::ifstream csv(out / "metrics.csv");
     int lines = 0;
     for (std::string l; std::getline(csv, l);) ++lines;

@@ -354,12 +354,16 @@ constexpr const char* kTopic = "topic-fortunes";
 struct TopicConfig {
     int64_t classes = 8, min_count = 2, max_len = 100, embed = 64, hidden = 64;
     double test_fraction = 0.2, dropout = 0.3;
+    // Share of the training texts held out for validation: the epoch (of the GRU and of the
+    // baseline) is chosen on it, so the test split is looked at once, at the end.
+    double val_fraction = 0.15;
     std::string dir = "/usr/share/games/fortunes";
 };
 
 struct TopicData {
     tx::LabeledTexts d;
-    tx::TextClassSplit split;
+    tx::TextClassSplit split;  // train excludes the validation texts
+    std::vector<int64_t> val;  // validation texts (from the training side of the split)
     tx::WordVocab vocab;
     std::vector<std::vector<int64_t>> ids;  // per text, truncated to max_len, >= 1 token
 };
@@ -372,6 +376,17 @@ TopicData topic_data(const TopicConfig& c, uint64_t seed) {
         throw UsageError(e.what());
     }
     t.split = tx::stratified_split(t.d, c.test_fraction, seed);
+    if (c.val_fraction > 0) {
+        // Stratified again, within the training texts.
+        tx::LabeledTexts tr;
+        tr.classes = t.d.classes;
+        for (int64_t i : t.split.train) tr.labels.push_back(t.d.labels[static_cast<size_t>(i)]);
+        const tx::TextClassSplit inner = tx::stratified_split(tr, c.val_fraction, seed + 7);
+        std::vector<int64_t> train;
+        for (int64_t k : inner.train) train.push_back(t.split.train[static_cast<size_t>(k)]);
+        for (int64_t k : inner.test) t.val.push_back(t.split.train[static_cast<size_t>(k)]);
+        t.split.train = std::move(train);
+    }
     std::vector<std::vector<std::string>> toks;
     for (auto& s : t.d.texts) toks.push_back(tx::tokenize_words(s));
     std::vector<std::vector<std::string>> train_docs;
@@ -475,12 +490,18 @@ std::vector<int64_t> shuffled(std::vector<int64_t> v, Generator& g) {
 }
 
 // Logistic regression on bag-of-words features, trained by Soma (Adam, L2 via weight decay).
-double train_baseline(const TopicData& t, uint64_t seed, int64_t epochs, int64_t max_batches,
-                      bool quiet) {
+// The epoch with the best validation accuracy is kept (as for the GRU); returns {test accuracy,
+// validation accuracy}.
+std::pair<double, double> train_baseline(const TopicData& t, uint64_t seed, int64_t epochs,
+                                         int64_t max_batches, bool quiet) {
     manual_seed(seed + 1);
     nn::Linear lr({.in = t.vocab.size(), .out = static_cast<int64_t>(t.d.classes.size())});
     optim::Adam opt(lr.parameters(), {.lr = 0.01, .weight_decay = 1e-4});
     Generator g(seed + 2);
+    auto logits = [&](const std::vector<int64_t>& idx) { return lr(bow_features(t, idx)); };
+    double best_val = -1;
+    int64_t best_epoch = 0;
+    nn::NamedTensors best;
     for (int64_t e = 0; e < epochs; ++e) {
         auto order = shuffled(t.split.train, g);
         int64_t k = 0;
@@ -489,21 +510,29 @@ double train_baseline(const TopicData& t, uint64_t seed, int64_t epochs, int64_t
             std::vector<int64_t> idx(
                 order.begin() + static_cast<std::ptrdiff_t>(s),
                 order.begin() + static_cast<std::ptrdiff_t>(std::min(s + 64, order.size())));
-            Tensor loss = F::cross_entropy(lr(bow_features(t, idx)), labels_of(t, idx));
+            Tensor loss = F::cross_entropy(logits(idx), labels_of(t, idx));
             opt.zero_grad();
             loss.backward();
             opt.step();
         }
+        if (t.val.empty()) continue;
+        const double va = eval_set(t, t.val, logits, max_batches).second;
+        if (va > best_val) {
+            best_val = va;
+            best_epoch = e + 1;
+            best.clear();
+            for (auto& [n, v] : lr.state_dict()) best.emplace_back(n, v.detach().clone());
+        }
     }
-    auto [tl, acc] = eval_set(
-        t, t.split.test, [&](const std::vector<int64_t>& idx) { return lr(bow_features(t, idx)); },
-        max_batches);
+    if (!best.empty()) lr.load_state_dict(best);
+    auto [tl, acc] = eval_set(t, t.split.test, logits, max_batches);
     if (!quiet)
         std::fprintf(stderr,
-                     "baseline (bag-of-words logistic regression, %lld epochs): test loss "
-                     "%.4f, accuracy %.4f\n",
-                     static_cast<long long>(epochs), tl, acc);
-    return acc;
+                     "baseline (bag-of-words logistic regression, epoch %lld of %lld by "
+                     "validation accuracy %.4f): test loss %.4f, accuracy %.4f\n",
+                     static_cast<long long>(best_epoch), static_cast<long long>(epochs), best_val,
+                     tl, acc);
+    return {acc, best_val};
 }
 
 TopicConfig topic_config(const Sets& s) {
@@ -515,13 +544,15 @@ TopicConfig topic_config(const Sets& s) {
     c.hidden = s.integer("hidden", c.hidden);
     c.dropout = s.real("dropout", c.dropout);
     c.test_fraction = s.real("test_fraction", c.test_fraction, 1e-6);
-    if (c.dropout >= 1 || c.test_fraction >= 1)
-        throw UsageError("topic-fortunes: dropout and test_fraction must be below 1");
+    c.val_fraction = s.real("val_fraction", c.val_fraction, 1e-6);
+    if (c.dropout >= 1 || c.test_fraction >= 1 || c.val_fraction >= 1)
+        throw UsageError("topic-fortunes: dropout, test_fraction and val_fraction must be below 1");
     return c;
 }
 
-const std::set<std::string> kTopicKeys{"classes", "min_count", "max_len",       "embed",
-                                       "hidden",  "dropout",   "test_fraction", "baseline_epochs"};
+const std::set<std::string> kTopicKeys{"classes",       "min_count",       "max_len",
+                                       "embed",         "hidden",          "dropout",
+                                       "test_fraction", "baseline_epochs", "val_fraction"};
 
 int topic_train(const TrainArgs& a) {
     check_common(a, kTopic, false);
@@ -556,10 +587,13 @@ int topic_train(const TrainArgs& a) {
                                   {"hidden", c.hidden},
                                   {"dropout", c.dropout},
                                   {"test_fraction", c.test_fraction},
+                                  {"val_fraction", c.val_fraction},
                                   {"seed", seed}}
                        .dump()}};
     std::vector<train::EpochLog> hist;
-    int64_t start_epoch = 0;
+    int64_t start_epoch = 0, best_epoch = 0;
+    double best_val = -1;
+    const std::string best_path = out + "/best.safetensors";  // weights of the best epoch
     Generator g(seed + 3);
     if (a.resume && fs::exists(ckpt)) {
         std::map<std::string, std::string> m;
@@ -576,19 +610,22 @@ int topic_train(const TrainArgs& a) {
             l.epoch = h["epoch"];
             l.train_loss = h["train_loss"];
             l.train_metric = h["train_acc"];
-            l.val_loss = h["test_loss"];
-            l.val_metric = h["test_acc"];
+            l.val_loss = h["val_loss"];
+            l.val_metric = h["val_acc"];
             l.seconds = h["seconds"];
             hist.push_back(l);
         }
         g.set_state({std::stoull(m["shuffle_seed"]), std::stoull(m["shuffle_offset"])});
+        best_epoch = std::stoll(m["best_epoch"]);
+        best_val = std::stod(m["best_val_acc"]);
     }
     if (!a.quiet)
         std::fprintf(stderr,
-                     "soma train topic-fortunes: %zu texts in %lld classes (%s), train %zu / test "
-                     "%zu, vocabulary %lld words; %s, %lld parameters; output in %s/\n",
+                     "soma train topic-fortunes: %zu texts in %lld classes (%s), train %zu / "
+                     "validation %zu / test %zu, vocabulary %lld words; %s, %lld parameters; "
+                     "output in %s/\n",
                      t.d.texts.size(), static_cast<long long>(C), classes.c_str(),
-                     t.split.train.size(), t.split.test.size(),
+                     t.split.train.size(), t.val.size(), t.split.test.size(),
                      static_cast<long long>(t.vocab.size()), model.to_string().c_str(),
                      static_cast<long long>(model.num_parameters()), out.c_str());
     auto rnn_logits = [&](const std::vector<int64_t>& idx) {
@@ -625,7 +662,13 @@ int topic_train(const TrainArgs& a) {
             tn += static_cast<double>(idx.size());
         }
         model.eval();
-        auto [vl, va] = eval_set(t, t.split.test, rnn_logits, a.max_batches);
+        auto [vl, va] =
+            eval_set(t, t.val.empty() ? t.split.test : t.val, rnn_logits, a.max_batches);
+        if (va > best_val) {
+            best_val = va;
+            best_epoch = e + 1;
+            save_safetensors(best_path, model.state_dict(), meta);
+        }
         train::EpochLog l;
         l.epoch = e + 1;
         l.train_loss = tl / tn;
@@ -640,8 +683,8 @@ int topic_train(const TrainArgs& a) {
             hj.push_back({{"epoch", h.epoch},
                           {"train_loss", h.train_loss},
                           {"train_acc", h.train_metric},
-                          {"test_loss", h.val_loss},
-                          {"test_acc", h.val_metric},
+                          {"val_loss", h.val_loss},
+                          {"val_acc", h.val_metric},
                           {"seconds", h.seconds}});
         auto m = meta;
         m["epoch"] = std::to_string(e + 1);
@@ -649,35 +692,43 @@ int topic_train(const TrainArgs& a) {
         auto gs = g.state();
         m["shuffle_seed"] = std::to_string(gs[0]);
         m["shuffle_offset"] = std::to_string(gs[1]);
+        m["best_epoch"] = std::to_string(best_epoch);
+        m["best_val_acc"] = jnum(best_val);
         train::save_checkpoint(ckpt, model, &opt, nullptr, m);
         train::write_metrics_csv(out + "/metrics.csv", hist, train::Task::classification);
-        train::plot_curves_png(out + "/curves.png", hist, train::Task::classification,
-                               "topic-fortunes: bidirectional GRU (validation = test split)");
+        train::plot_curves_png(
+            out + "/curves.png", hist, train::Task::classification,
+            "topic-fortunes: bidirectional GRU (validation = held-out training texts)");
         if (!a.quiet)
             std::fprintf(stderr,
-                         "epoch %lld/%lld  train loss %.4f acc %.4f  test loss %.4f acc %.4f  "
+                         "epoch %lld/%lld  train loss %.4f acc %.4f  val loss %.4f acc %.4f  "
                          "(%.1f s)\n",
                          static_cast<long long>(e + 1), static_cast<long long>(epochs),
                          l.train_loss, l.train_metric, vl, va, l.seconds);
     }
+    // The test split is used once: by the weights of the best validation epoch.
+    if (best_epoch > 0) load_weights(best_path, model);
     model.eval();
     auto [test_loss, test_acc] = eval_set(t, t.split.test, rnn_logits, a.max_batches);
     save_safetensors(out + "/model.safetensors", model.state_dict(), meta);
-    const double base = train_baseline(t, seed, baseline_epochs, a.max_batches, a.quiet);
+    const auto [base, base_val] = train_baseline(t, seed, baseline_epochs, a.max_batches, a.quiet);
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!a.quiet)
         std::fprintf(stderr,
-                     "test accuracy %.4f (baseline %.4f)\nwrote %s, %s/model.safetensors, "
+                     "test accuracy %.4f with the weights of epoch %lld (validation %.4f); "
+                     "baseline %.4f (validation %.4f)\nwrote %s, %s/model.safetensors, "
                      "%s/metrics.csv, %s/curves.png\n",
-                     test_acc, base, ckpt.c_str(), out.c_str(), out.c_str(), out.c_str());
+                     test_acc, static_cast<long long>(best_epoch), best_val, base, base_val,
+                     ckpt.c_str(), out.c_str(), out.c_str(), out.c_str());
     std::printf(
         "{\"recipe\":\"topic-fortunes\",\"test_accuracy\":%s,\"baseline_accuracy\":%s,"
-        "\"test_loss\":%s,\"classes\":%lld,\"train\":%zu,\"test\":%zu,\"vocab\":%lld,\"epochs\":%"
-        "lld,"
-        "\"seconds\":%s,\"out\":\"%s\"}\n",
-        jnum(test_acc).c_str(), jnum(base).c_str(), jnum(test_loss).c_str(),
-        static_cast<long long>(C), t.split.train.size(), t.split.test.size(),
+        "\"val_accuracy\":%s,\"baseline_val_accuracy\":%s,\"best_epoch\":%lld,"
+        "\"test_loss\":%s,\"classes\":%lld,\"train\":%zu,\"val\":%zu,\"test\":%zu,\"vocab\":%"
+        "lld,\"epochs\":%lld,\"seconds\":%s,\"out\":\"%s\"}\n",
+        jnum(test_acc).c_str(), jnum(base).c_str(), jnum(best_val).c_str(), jnum(base_val).c_str(),
+        static_cast<long long>(best_epoch), jnum(test_loss).c_str(), static_cast<long long>(C),
+        t.split.train.size(), t.val.size(), t.split.test.size(),
         static_cast<long long>(t.vocab.size()), static_cast<long long>(epochs), jnum(secs).c_str(),
         out.c_str());
     return 0;
@@ -700,6 +751,7 @@ int topic_eval(const std::string& path, int threads) {
     c.hidden = cj["hidden"];
     c.dropout = cj["dropout"];
     c.test_fraction = cj["test_fraction"];
+    c.val_fraction = cj.value("val_fraction", 0.0);  // older checkpoints: no validation split
     TopicData t = topic_data(c, cj["seed"].get<uint64_t>());
     if (std::to_string(t.vocab.size()) != meta_at(f.metadata, "vocab_size", path))
         throw UsageError(path + ": the fortune files differ from those it was trained on");

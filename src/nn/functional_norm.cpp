@@ -10,8 +10,10 @@
 //   db = Σ g,  dw = Σ g xhat,  dx = w inv / M (M g - db - xhat dw)
 // With create_graph the same formula is built from soma ops (differentiable).
 // batch_norm eval, layer_norm and dropout are compositions of soma ops.
+#include <algorithm>
 #include <cmath>
 
+#include "backend/cpu/parallel_for.h"
 #include "core/dispatch.h"
 #include "ops/op_util.h"
 #include "soma/nn/functional.h"
@@ -51,7 +53,60 @@ struct BnCtx {
     DType dtype = DType::float32;
 };
 
-// Per-channel mean and biased variance (two passes, accumulated in double).
+// Row sums for the per-channel loops: eight partial sums in T (they vectorise), combined in
+// double per row; rows are combined in double per channel.
+template <class T>
+double row_sum(const T* p, int64_t S) {
+    T acc[8] = {};
+    int64_t s = 0;
+    for (; s + 8 <= S; s += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += p[s + l];
+    double r = 0;
+    for (; s < S; ++s) r += p[s];
+    for (int l = 0; l < 8; ++l) r += acc[l];
+    return r;
+}
+
+// Σ (p - mu)^2 over a row.
+template <class T>
+double row_sqdev(const T* p, int64_t S, T mu) {
+    T acc[8] = {};
+    int64_t s = 0;
+    for (; s + 8 <= S; s += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += (p[s + l] - mu) * (p[s + l] - mu);
+    double r = 0;
+    for (; s < S; ++s) r += static_cast<double>(p[s] - mu) * static_cast<double>(p[s] - mu);
+    for (int l = 0; l < 8; ++l) r += acc[l];
+    return r;
+}
+
+// Σ g and Σ g (x - mu) over a row.
+template <class T>
+void row_gsums(const T* g, const T* x, int64_t S, T mu, double& sg, double& sgx) {
+    T a[8] = {}, b[8] = {};
+    int64_t s = 0;
+    for (; s + 8 <= S; s += 8)
+        for (int l = 0; l < 8; ++l) {
+            a[l] += g[s + l];
+            b[l] += g[s + l] * (x[s + l] - mu);
+        }
+    for (; s < S; ++s) {
+        sg += g[s];
+        sgx += static_cast<double>(g[s]) * static_cast<double>(x[s] - mu);
+    }
+    for (int l = 0; l < 8; ++l) {
+        sg += a[l];
+        sgx += b[l];
+    }
+}
+
+// Channels per parallel chunk: about 32k values each.
+int64_t channel_grain(int64_t per_channel) {
+    return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, per_channel));
+}
+
+// Per-channel mean and biased variance (two passes). S == 1 ([N, C] input) walks rows with the
+// channels innermost; otherwise channels run in parallel, each over its N rows of S values.
 template <class T>
 std::vector<double> bn_stats(BnCtx& k) {
     const T* x = k.x.template data_ptr<T>();
@@ -59,40 +114,63 @@ std::vector<double> bn_stats(BnCtx& k) {
     const double M = static_cast<double>(N * S);
     k.mean.assign(C, 0.0);
     std::vector<double> var(C, 0.0);
-    for (int64_t c = 0; c < C; ++c) {
-        double sum = 0;
-        for (int64_t n = 0; n < N; ++n) {
-            const T* p = x + (n * C + c) * S;
-            for (int64_t s = 0; s < S; ++s) sum += p[s];
-        }
-        const double mu = sum / M;
-        double sq = 0;
-        for (int64_t n = 0; n < N; ++n) {
-            const T* p = x + (n * C + c) * S;
-            for (int64_t s = 0; s < S; ++s) sq += (p[s] - mu) * (p[s] - mu);
-        }
-        k.mean[c] = mu;
-        var[c] = sq / M;
+    double* mean = k.mean.data();
+    double* v = var.data();
+    if (S == 1) {
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t c = 0; c < C; ++c) mean[c] += x[n * C + c];
+        for (int64_t c = 0; c < C; ++c) mean[c] /= M;
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t c = 0; c < C; ++c) {
+                const double d = x[n * C + c] - mean[c];
+                v[c] += d * d;
+            }
+        for (int64_t c = 0; c < C; ++c) v[c] /= M;
+        return var;
     }
+    cpu::parallel_for(C, channel_grain(N * S), [=](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c) {
+            double sum = 0;
+            for (int64_t n = 0; n < N; ++n) sum += row_sum(x + (n * C + c) * S, S);
+            const double mu = sum / M;
+            double sq = 0;
+            for (int64_t n = 0; n < N; ++n)
+                sq += row_sqdev(x + (n * C + c) * S, S, static_cast<T>(mu));
+            mean[c] = mu;
+            v[c] = sq / M;
+        }
+    });
     return var;
 }
 
-// y = (x - mean) inv w + b
+// y = (x - mean) inv w + b = x a + b'
 template <class T>
 Tensor bn_normalise(const BnCtx& k, const std::vector<double>& bias) {
     const T* x = k.x.template data_ptr<T>();
     Tensor y = make_tensor(k.x.shape(), k.dtype, k.x.device());
     T* Y = y.template data_ptr<T>();
     const int64_t N = k.n, C = k.c, S = k.s;
+    std::vector<T> av(C), bv(C);
     for (int64_t c = 0; c < C; ++c) {
         const double a = k.inv[c] * (k.w.empty() ? 1.0 : k.w[c]);
-        const double b = (bias.empty() ? 0.0 : bias[c]) - k.mean[c] * a;
-        for (int64_t n = 0; n < N; ++n) {
-            const T* p = x + (n * C + c) * S;
-            T* q = Y + (n * C + c) * S;
-            for (int64_t s = 0; s < S; ++s) q[s] = static_cast<T>(p[s] * a + b);
-        }
+        av[c] = static_cast<T>(a);
+        bv[c] = static_cast<T>((bias.empty() ? 0.0 : bias[c]) - k.mean[c] * a);
     }
+    const T* A = av.data();
+    const T* B = bv.data();
+    if (S == 1) {
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t c = 0; c < C; ++c) Y[n * C + c] = x[n * C + c] * A[c] + B[c];
+        return y;
+    }
+    cpu::parallel_for(N * C, channel_grain(S), [=](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            const T a = A[r % C], b = B[r % C];
+            const T* p = x + r * S;
+            T* q = Y + r * S;
+            for (int64_t s = 0; s < S; ++s) q[s] = p[s] * a + b;
+        }
+    });
     return y;
 }
 
@@ -107,27 +185,52 @@ Grads bn_train_backward(const BnCtx& k, const Tensor& g0) {
     T* DX = dx.template data_ptr<T>();
     const int64_t N = k.n, C = k.c, S = k.s;
     const double M = static_cast<double>(N * S);
-    std::vector<double> dw(C), db(C);
-    for (int64_t c = 0; c < C; ++c) {
-        const double mu = k.mean[c], inv = k.inv[c];
-        double sg = 0, sgx = 0;
-        for (int64_t n = 0; n < N; ++n) {
-            const int64_t o = (n * C + c) * S;
-            for (int64_t s = 0; s < S; ++s) {
-                sg += G[o + s];
-                sgx += G[o + s] * (x[o + s] - mu) * inv;
+    std::vector<double> dw(C, 0.0), db(C, 0.0);
+    double* pdw = dw.data();
+    double* pdb = db.data();
+    const double* mean = k.mean.data();
+    const double* inv = k.inv.data();
+    const double* w = k.w.empty() ? nullptr : k.w.data();
+    // dx = f (M g - db - xhat dw) = P g + Q x + R per channel, with f = w inv / M:
+    // P = f M, Q = -f inv dw, R = -f db + f inv dw mean.
+    auto coeffs = [=](int64_t c, T& P, T& Q, T& R) {
+        const double f = (w ? w[c] : 1.0) * inv[c] / M;
+        P = static_cast<T>(f * M);
+        Q = static_cast<T>(-f * inv[c] * pdw[c]);
+        R = static_cast<T>(-f * pdb[c] + f * inv[c] * pdw[c] * mean[c]);
+    };
+    if (S == 1) {
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t c = 0; c < C; ++c) {
+                const double gv = G[n * C + c];
+                pdb[c] += gv;
+                pdw[c] += gv * (x[n * C + c] - mean[c]);
             }
-        }
-        db[c] = sg;
-        dw[c] = sgx;
-        const double f = (k.w.empty() ? 1.0 : k.w[c]) * inv / M;
-        for (int64_t n = 0; n < N; ++n) {
-            const int64_t o = (n * C + c) * S;
-            for (int64_t s = 0; s < S; ++s) {
-                const double xhat = (x[o + s] - mu) * inv;
-                DX[o + s] = static_cast<T>(f * (M * G[o + s] - sg - xhat * sgx));
+        for (int64_t c = 0; c < C; ++c) pdw[c] *= inv[c];
+        std::vector<T> P(C), Q(C), R(C);
+        for (int64_t c = 0; c < C; ++c) coeffs(c, P[c], Q[c], R[c]);
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t c = 0; c < C; ++c)
+                DX[n * C + c] = P[c] * G[n * C + c] + Q[c] * x[n * C + c] + R[c];
+    } else {
+        cpu::parallel_for(C, channel_grain(N * S), [=](int64_t c0, int64_t c1) {
+            for (int64_t c = c0; c < c1; ++c) {
+                const T mu = static_cast<T>(mean[c]);
+                double sg = 0, sgx = 0;
+                for (int64_t n = 0; n < N; ++n) {
+                    const int64_t o = (n * C + c) * S;
+                    row_gsums(G + o, x + o, S, mu, sg, sgx);
+                }
+                pdb[c] = sg;
+                pdw[c] = sgx * inv[c];
+                T P, Q, R;
+                coeffs(c, P, Q, R);
+                for (int64_t n = 0; n < N; ++n) {
+                    const int64_t o = (n * C + c) * S;
+                    for (int64_t s = 0; s < S; ++s) DX[o + s] = P * G[o + s] + Q * x[o + s] + R;
+                }
             }
-        }
+        });
     }
     Grads out{dx, Tensor(), Tensor()};
     if (k.has_weight) out[1] = from_vector<double>(dw, {C}).to(k.dtype);
