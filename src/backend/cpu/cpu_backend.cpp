@@ -2,6 +2,7 @@
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -60,7 +61,12 @@ void map1(const Tensor& x, const Tensor& out, F f) {
         TO* o = static_cast<TO*>(out.raw_data());
         const TI* a = static_cast<const TI*>(x.raw_data());
         parallel_for(out.numel(), kElementwiseGrain, [&](int64_t b, int64_t e) {
-            for (int64_t i = b; i < e; ++i) o[i] = f(a[i]);
+            // Local copies: the functor's captured constants then cannot alias the stores
+            // through o, so the compiler keeps them in registers and vectorises.
+            const F fl = f;
+            TO* ol = o;
+            const TI* al = a;
+            for (int64_t i = b; i < e; ++i) ol[i] = fl(al[i]);
         });
         return;
     }
@@ -69,7 +75,8 @@ void map1(const Tensor& x, const Tensor& out, F f) {
         TO* o = reinterpret_cast<TO*>(p[0]);
         const TI* a = reinterpret_cast<const TI*>(p[1]);
         if (s[0] == sizeof(TO) && s[1] == sizeof(TI)) {
-            for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
+            const F fl = f;
+            for (int64_t i = 0; i < n; ++i) o[i] = fl(a[i]);
         } else {
             for (int64_t i = 0; i < n; ++i)
                 *reinterpret_cast<TO*>(p[0] + i * s[0]) =
@@ -87,7 +94,11 @@ void map2(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
         const TI* x = static_cast<const TI*>(a.raw_data());
         const TI* y = static_cast<const TI*>(b.raw_data());
         parallel_for(out.numel(), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
-            for (int64_t i = lo; i < hi; ++i) o[i] = f(x[i], y[i]);
+            const F fl = f;  // local copies: see map1
+            TO* ol = o;
+            const TI* xl = x;
+            const TI* yl = y;
+            for (int64_t i = lo; i < hi; ++i) ol[i] = fl(xl[i], yl[i]);
         });
         return;
     }
@@ -98,11 +109,12 @@ void map2(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
                  TO* o = reinterpret_cast<TO*>(p[0]);
                  const TI* x = reinterpret_cast<const TI*>(p[1]);
                  const TI* y = reinterpret_cast<const TI*>(p[2]);
+                 const F fl = f;
                  if (s[0] == sizeof(TO) && s[1] == sizeof(TI) && s[2] == sizeof(TI)) {
-                     for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
+                     for (int64_t i = 0; i < n; ++i) o[i] = fl(x[i], y[i]);
                  } else if (s[0] == sizeof(TO) && s[1] == sizeof(TI) && s[2] == 0) {
                      const TI yv = *y;
-                     for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], yv);
+                     for (int64_t i = 0; i < n; ++i) o[i] = fl(x[i], yv);
                  } else {
                      for (int64_t i = 0; i < n; ++i)
                          *reinterpret_cast<TO*>(p[0] + i * s[0]) =
@@ -143,7 +155,14 @@ void unary_float(UnaryOp op, const Tensor& x, const Tensor& out, double a, doubl
         case UnaryOp::sigmoid: return map1<T, T>(x, out, [](T v) { return sigmoid_f(v); });
         case UnaryOp::tanh: return map1<T, T>(x, out, [](T v) { return std::tanh(v); });
         case UnaryOp::leaky_relu:
-            return map1<T, T>(x, out, [ta](T v) { return v > 0 ? v : v * ta; });
+            return map1<T, T>(x, out, [ta](T v) {
+                // A bit-mask select of v and v ta: GCC keeps a branch for a floating ?: whose
+                // arm may trap (v * ta under -ftrapping-math), which blocks vectorisation.
+                using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+                const U m = U(0) - static_cast<U>(v > 0);
+                return std::bit_cast<T>((std::bit_cast<U>(v) & m) |
+                                        (std::bit_cast<U>(v * ta) & ~m));
+            });
         case UnaryOp::elu:
             return map1<T, T>(x, out, [ta](T v) { return v > 0 ? v : ta * std::expm1(v); });
         case UnaryOp::gelu: return map1<T, T>(x, out, [](T v) { return gelu_erf(v); });
