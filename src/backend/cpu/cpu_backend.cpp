@@ -663,6 +663,20 @@ class CpuBackend final : public Backend {
         int64_t esz = es(x);
         const char* xb = static_cast<const char*>(x.raw_data());
         char* ob = static_cast<char*>(out.raw_data());
+        if (x.is_contiguous() && out.is_contiguous()) {
+            // Blocks: [outer, n, inner] <- [outer, x.size(dim), inner], one memcpy per block
+            // (an embedding lookup is one row copy per index).
+            int64_t outer = 1, inner = 1;
+            for (int64_t d = 0; d < dim; ++d) outer *= x.size(d);
+            for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= x.size(d);
+            const int64_t n = out.dim() ? out.size(dim) : 1, xn = x.dim() ? x.size(dim) : 1;
+            const size_t bytes = static_cast<size_t>(inner * esz);
+            for (int64_t o = 0; o < outer; ++o)
+                for (int64_t j = 0; j < n; ++j)
+                    std::memcpy(ob + ((o * n + j) * inner) * esz,
+                                xb + ((o * xn + idx[j * istride]) * inner) * esz, bytes);
+            return;
+        }
         for_each_index(out.shape(), [&](const std::vector<int64_t>& i) {
             int64_t xo = 0, oo = 0;
             for (size_t d = 0; d < i.size(); ++d) {
@@ -682,6 +696,26 @@ class CpuBackend final : public Backend {
             using T = decltype(z);
             T* ob = static_cast<T*>(out.raw_data());
             const T* sb = static_cast<const T*>(src.raw_data());
+            if (out.is_contiguous() && src.is_contiguous()) {
+                // Blocks as in index_select; rows added in index order (deterministic).
+                int64_t outer = 1, inner = 1;
+                for (int64_t d = 0; d < dim; ++d) outer *= out.size(d);
+                for (int64_t d = dim + 1; d < out.dim(); ++d) inner *= out.size(d);
+                const int64_t n = src.dim() ? src.size(dim) : 1;
+                const int64_t on = out.dim() ? out.size(dim) : 1;
+                for (int64_t o = 0; o < outer; ++o)
+                    for (int64_t j = 0; j < n; ++j) {
+                        T* dst = ob + (o * on + idx[j * istride]) * inner;
+                        const T* sr = sb + (o * n + j) * inner;
+                        for (int64_t k = 0; k < inner; ++k) {
+                            if constexpr (std::is_same_v<T, bool>)
+                                dst[k] = dst[k] || sr[k];
+                            else
+                                dst[k] += sr[k];
+                        }
+                    }
+                return;
+            }
             for_each_index(src.shape(), [&](const std::vector<int64_t>& i) {
                 int64_t so = 0, oo = 0;
                 for (size_t d = 0; d < i.size(); ++d) {
