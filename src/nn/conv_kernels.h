@@ -1,8 +1,10 @@
 // Internal: convolution and pooling kernels on contiguous NCHW float32/float64 buffers.
 //
-// Convolution is im2col + one GEMM per image and group through Backend::gemm. Every kernel
-// overwrites its output. The ops in functional_conv.cpp / conv_pool.cpp check shapes, make the
-// operands contiguous and record autograd; these functions trust their arguments.
+// Convolution is im2col + one GEMM per image and group through Backend::gemm; float32 goes
+// through oneDNN instead when it can (conv_dnnl.h; float64 stays on im2col, the gradcheck
+// oracle). Every kernel overwrites its output. The ops in functional_conv.cpp / conv_pool.cpp
+// check shapes, make the operands contiguous and record autograd; these functions trust their
+// arguments.
 #pragma once
 
 #include <cstdint>
