@@ -14,6 +14,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/parallel_for.h"
 #include "backend/cpu/strided.h"
+#include "soma/parallel.h"
 #include "soma/random.h"
 
 namespace soma {
@@ -596,7 +597,9 @@ class CpuBackend final : public Backend {
             return 1;
         }();
         if (mode != 1) return mode == 2;
-        return !(g.trans_a && g.k > 512);
+        // On several threads every float32 GEMM stays on OpenMP's team (see threads.cpp):
+        // OpenBLAS's own pool would spin beside it.
+        return get_num_threads() > 1 || !(g.trans_a && g.k > 512);
     }
 
     void gemm(const Gemm& g) override {

@@ -1,10 +1,11 @@
-// Internal: Soma's own worker pool for element-wise kernels, im2col and optimizer updates.
+// Internal: Soma's parallel loop for element-wise kernels, im2col, pooling, normalisation and
+// optimizer updates.
 //
 // parallel_for(n, grain, f) calls f(begin, end) on disjoint contiguous ranges covering [0, n):
-// one range per thread (get_num_threads()), the caller doing the first. Work below 2 * grain
-// items, 1 thread, or a call from inside a worker runs in the caller alone, so small tensors
-// never pay for a wake-up. Workers sleep on a condition variable between jobs (no spinning:
-// OpenBLAS's pool gets the cores while a GEMM runs). The split depends only on n and the
+// one range per thread (get_num_threads()), on OpenMP's team — the same threads that run
+// oneDNN's convolutions and GEMMs, so there is one pool, not several fighting over the cores.
+// Work below 2 * grain items, 1 thread, or a call from inside a parallel region runs in the
+// caller alone, so small tensors never pay for a wake-up. The split depends only on n and the
 // thread count, and every kernel using it writes disjoint outputs, so results are the same
 // bits for any thread count.
 #pragma once
