@@ -2,6 +2,7 @@
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdlib>
@@ -584,11 +585,13 @@ class CpuBackend final : public Backend {
         return false;
     }
 
-    // float32 GEMMs run on oneDNN's sgemm where it measured faster than OpenBLAS's here
-    // (Zen 3, AVX2, 1 thread: 1.1-1.3x on the MLP and LSTM step shapes, up to 2x with a side of
-    // 10), and on OpenBLAS for a transposed A with a long reduction (the weight gradients over
-    // a long sequence: oneDNN at 0.5x). The choice depends only on the shape, so results stay
-    // deterministic. SOMA_SGEMM=openblas / dnnl forces one library (A/B benchmarks).
+    // float32 GEMMs on 1 thread run on oneDNN's sgemm where it measured faster than OpenBLAS's
+    // here (Zen 3, AVX2, quiet machine): a side of at most 128 (batch-64 MLP layers 1.1-1.25x,
+    // LSTM steps 1.1-1.2x, a side of 10 about 2x), except a transposed A with a long reduction
+    // (weight gradients over a long sequence: oneDNN 0.45x). Square-ish GEMMs with every side
+    // above 128 stay on OpenBLAS (batch-256 layers: oneDNN 0.75-1.05x). The choice depends only
+    // on the shape and thread count, so results stay deterministic. SOMA_SGEMM=openblas / dnnl
+    // forces one library (A/B benchmarks).
     static bool use_dnnl_sgemm(const Gemm& g) {
         static const int mode = [] {
             const char* e = std::getenv("SOMA_SGEMM");
@@ -599,13 +602,43 @@ class CpuBackend final : public Backend {
         if (mode != 1) return mode == 2;
         // On several threads every float32 GEMM stays on OpenMP's team (see threads.cpp):
         // OpenBLAS's own pool would spin beside it.
-        return get_num_threads() > 1 || !(g.trans_a && g.k > 512);
+        return std::min({g.m, g.n, g.k}) <= 128 && !(g.trans_a && g.k > 512);
+    }
+
+    // OpenBLAS runs single-threaded (threads.cpp); on several threads a large GEMM is split
+    // into column (or row) blocks of C on OpenMP's team, one OpenBLAS call per block, so the
+    // only pool is OpenMP's. Blocks are disjoint and each is the same computation as in the
+    // whole call, so the result does not depend on the split.
+    template <class T, class F>
+    static void blas_split(const Gemm& g, const T* a, const T* b, T* c, F blas) {
+        const auto ta = g.trans_a ? CblasTrans : CblasNoTrans;
+        const auto tb = g.trans_b ? CblasTrans : CblasNoTrans;
+        auto call = [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+            const T* as = a + (g.trans_a ? m0 : m0 * g.lda);
+            const T* bs = b + (g.trans_b ? n0 * g.ldb : n0);
+            blas(CblasRowMajor, ta, tb, static_cast<int>(m1 - m0), static_cast<int>(n1 - n0),
+                 static_cast<int>(g.k), static_cast<T>(g.alpha), as, static_cast<int>(g.lda), bs,
+                 static_cast<int>(g.ldb), static_cast<T>(g.beta), c + m0 * g.ldc + n0,
+                 static_cast<int>(g.ldc));
+        };
+        const int t = get_num_threads();
+        const double flops =
+            2.0 * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
+        if (t < 2 || flops < 4e6) return call(0, g.m, 0, g.n);
+        // Split the longer side of C in blocks of 16 (whole vector tiles).
+        const bool by_cols = g.n >= g.m;
+        const int64_t len = by_cols ? g.n : g.m, tiles = (len + 15) / 16;
+        parallel_for(tiles, 1, [&](int64_t lo, int64_t hi) {
+            const int64_t s0 = lo * 16, s1 = std::min(len, hi * 16);
+            if (by_cols)
+                call(0, g.m, s0, s1);
+            else
+                call(s0, s1, 0, g.n);
+        });
     }
 
     void gemm(const Gemm& g) override {
         if (g.m == 0 || g.n == 0) return;
-        auto ta = g.trans_a ? CblasTrans : CblasNoTrans;
-        auto tb = g.trans_b ? CblasTrans : CblasNoTrans;
         for (int64_t i = 0; i < g.batch; ++i) {
             if (g.dtype == DType::float32) {
                 const float* a = static_cast<const float*>(g.a) + i * g.stride_a;
@@ -621,10 +654,7 @@ class CpuBackend final : public Backend {
                                static_cast<float>(g.alpha), a, g.lda, b, g.ldb,
                                static_cast<float>(g.beta), c, g.ldc) == dnnl_success)
                     continue;
-                cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(g.m), static_cast<int>(g.n),
-                            static_cast<int>(g.k), static_cast<float>(g.alpha), a,
-                            static_cast<int>(g.lda), b, static_cast<int>(g.ldb),
-                            static_cast<float>(g.beta), c, static_cast<int>(g.ldc));
+                blas_split<float>(g, a, b, c, cblas_sgemm);
             } else if (g.dtype == DType::float64) {
                 const double* a = static_cast<const double*>(g.a) + i * g.stride_a;
                 const double* b = static_cast<const double*>(g.b) + i * g.stride_b;
@@ -634,9 +664,7 @@ class CpuBackend final : public Backend {
                     continue;
                 }
                 if (gemv_case(g, a, b, c, cblas_dgemv)) continue;
-                cblas_dgemm(CblasRowMajor, ta, tb, static_cast<int>(g.m), static_cast<int>(g.n),
-                            static_cast<int>(g.k), g.alpha, a, static_cast<int>(g.lda), b,
-                            static_cast<int>(g.ldb), g.beta, c, static_cast<int>(g.ldc));
+                blas_split<double>(g, a, b, c, cblas_dgemm);
             } else if (g.dtype == DType::int64) {
                 const int64_t* a = static_cast<const int64_t*>(g.a) + i * g.stride_a;
                 const int64_t* b = static_cast<const int64_t*>(g.b) + i * g.stride_b;

@@ -28,11 +28,19 @@ std::atomic<int>& threads() {
 void set_num_threads(int n) {
     SOMA_CHECK_VALUE(n >= 1, "set_num_threads: need at least 1 thread, got ", n);
     threads() = n;
-    openblas_set_num_threads(n);
     omp_set_num_threads(n);
 }
 
 int get_num_threads() { return threads(); }
+
+namespace {
+// OpenBLAS never starts its own pool: Soma splits large GEMMs over OpenMP's team and calls
+// OpenBLAS single-threaded per block (cpu_backend.cpp), so one pool serves everything.
+[[maybe_unused]] const bool g_blas_single = [] {
+    openblas_set_num_threads(1);
+    return true;
+}();
+}  // namespace
 
 namespace cpu {
 
