@@ -14,6 +14,7 @@
 #include <cmath>
 
 #include "backend/cpu/parallel_for.h"
+#include "backend/cpu/row_sum.h"
 #include "core/dispatch.h"
 #include "ops/op_util.h"
 #include "soma/nn/functional.h"
@@ -54,18 +55,8 @@ struct BnCtx {
 };
 
 // Row sums for the per-channel loops: eight partial sums in T (they vectorise), combined in
-// double per row; rows are combined in double per channel.
-template <class T>
-double row_sum(const T* p, int64_t S) {
-    T acc[8] = {};
-    int64_t s = 0;
-    for (; s + 8 <= S; s += 8)
-        for (int l = 0; l < 8; ++l) acc[l] += p[s + l];
-    double r = 0;
-    for (; s < S; ++s) r += p[s];
-    for (int l = 0; l < 8; ++l) r += acc[l];
-    return r;
-}
+// double per row (cpu::row_sum); rows are combined in double per channel.
+using cpu::row_sum;
 
 // Σ (p - mu)^2 over a row.
 template <class T>

@@ -14,6 +14,7 @@
 #endif
 
 #include "backend/cpu/parallel_for.h"
+#include "backend/cpu/row_sum.h"
 #include "nn/conv_kernels.h"
 
 namespace soma::conv {
@@ -120,21 +121,11 @@ void max_pool_2x2(const MaxPoolGeom& g, const T* x, T* y, int64_t* idx) {
 
 template <class T>
 void channel_sum(int64_t n, int64_t c, int64_t inner, const T* x, T* out) {
-    // Eight partial sums per row (vectorised), combined in double per channel.
+    // Per row: eight partial sums (vectorised); rows combined in double per channel.
     cpu::parallel_for(c, plane_grain(n * inner), [&](int64_t c0, int64_t c1) {
         for (int64_t j = c0; j < c1; ++j) {
             double s = 0;
-            for (int64_t i = 0; i < n; ++i) {
-                const T* p = x + (i * c + j) * inner;
-                T acc[8] = {};
-                int64_t k = 0;
-                for (; k + 8 <= inner; k += 8)
-                    for (int l = 0; l < 8; ++l) acc[l] += p[k + l];
-                T part = 0;
-                for (; k < inner; ++k) part += p[k];
-                for (int l = 0; l < 8; ++l) part += acc[l];
-                s += part;
-            }
+            for (int64_t i = 0; i < n; ++i) s += cpu::row_sum(x + (i * c + j) * inner, inner);
             out[j] = static_cast<T>(s);
         }
     });
