@@ -225,11 +225,17 @@ Tensor class_index_forward(ClassCtx& k) {
                 double m = -std::numeric_limits<double>::infinity();
                 for (int64_t c = 0; c < C; ++c) m = std::max(m, static_cast<double>(xr[c * S]));
                 if (!std::isfinite(m)) m = 0;  // all -inf (or inf): let the NaN/inf propagate
+                // One exp per class: e is kept (in P) and divided by the sum afterwards.
                 double se = 0;
-                for (int64_t c = 0; c < C; ++c) se += std::exp(xr[c * S] - m);
+                T* pr = P + base;
+                for (int64_t c = 0; c < C; ++c) {
+                    const double e = std::exp(xr[c * S] - m);
+                    se += e;
+                    pr[c * S] = static_cast<T>(e);
+                }
                 lse = m + std::log(se);
-                for (int64_t c = 0; c < C; ++c)
-                    P[base + c * S] = static_cast<T>(std::exp(xr[c * S] - m) / se);
+                const double inv = 1.0 / se;
+                for (int64_t c = 0; c < C; ++c) pr[c * S] = static_cast<T>(pr[c * S] * inv);
                 k.lse[pos] = lse;
             }
             const int64_t t = tg[pos];
