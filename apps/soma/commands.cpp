@@ -1,6 +1,7 @@
 // soma train / eval / predict / recipes / summary / info.
 #include "commands.h"
 
+#include <oneapi/dnnl/dnnl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -340,7 +341,11 @@ int cmd_info() {
     if (__builtin_cpu_supports("avx512bw")) feats += " avx512bw";
     if (__builtin_cpu_supports("avx512vl")) feats += " avx512vl";
     std::printf("cpu features:%s\n", feats.empty() ? " (none of avx2/fma/avx512)" : feats.c_str());
-    std::printf("backends: cpu (OpenBLAS GEMM); cuda: not built\n");
+    const dnnl_version_t* v = dnnl_version();
+    std::printf(
+        "backends: cpu (oneDNN %d.%d.%d: convolution and GEMM; OpenBLAS: GEMM; one OpenMP thread "
+        "team); cuda: not built\n",
+        v->major, v->minor, v->patch);
     std::printf("data: fashion-mnist at %s\n", data::fashion_mnist_dir().c_str());
     return 0;
 }
