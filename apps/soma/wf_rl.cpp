@@ -419,48 +419,26 @@ int train_rl(const RlRecipe& r, const TrainArgs& a) {
     auto factory = rl::env_factory(r.env);
 
     rl::TrainResult res;
+    // One path for every algorithm: the recipe's defaults, --set overrides, the common fields.
+    auto run = [&](auto c, const auto& defaults, auto train) {
+        defaults(c);
+        auto fields = fields_of(c);
+        apply(r.name, fields, sets);
+        if (a.steps > 0) c.total_steps = a.steps;
+        c.seed = seed, c.checkpoint_path = ckpt, c.resume = a.resume, c.verbose = !a.quiet;
+        meta["config"] = describe(fields);
+        c.on_checkpoint = on_ckpt, c.metadata = meta;
+        return train(factory, c);
+    };
     try {
-        if (r.dqn) {
-            rl::DQNConfig c;
-            r.dqn(c);
-            auto fields = fields_of(c);
-            apply(r.name, fields, sets);
-            if (a.steps > 0) c.total_steps = a.steps;
-            c.seed = seed, c.checkpoint_path = ckpt, c.resume = a.resume, c.verbose = !a.quiet;
-            meta["config"] = describe(fields);
-            c.on_checkpoint = on_ckpt, c.metadata = meta;
-            res = rl::train_dqn(factory, c);
-        } else if (r.ppo) {
-            rl::PPOConfig c;
-            r.ppo(c);
-            auto fields = fields_of(c);
-            apply(r.name, fields, sets);
-            if (a.steps > 0) c.total_steps = a.steps;
-            c.seed = seed, c.checkpoint_path = ckpt, c.resume = a.resume, c.verbose = !a.quiet;
-            meta["config"] = describe(fields);
-            c.on_checkpoint = on_ckpt, c.metadata = meta;
-            res = rl::train_ppo(factory, c);
-        } else if (r.a2c) {
-            rl::A2CConfig c;
-            r.a2c(c);
-            auto fields = fields_of(c);
-            apply(r.name, fields, sets);
-            if (a.steps > 0) c.total_steps = a.steps;
-            c.seed = seed, c.checkpoint_path = ckpt, c.resume = a.resume, c.verbose = !a.quiet;
-            meta["config"] = describe(fields);
-            c.on_checkpoint = on_ckpt, c.metadata = meta;
-            res = rl::train_a2c(factory, c);
-        } else {
-            rl::ReinforceConfig c;
-            r.reinforce(c);
-            auto fields = fields_of(c);
-            apply(r.name, fields, sets);
-            if (a.steps > 0) c.total_steps = a.steps;
-            c.seed = seed, c.checkpoint_path = ckpt, c.resume = a.resume, c.verbose = !a.quiet;
-            meta["config"] = describe(fields);
-            c.on_checkpoint = on_ckpt, c.metadata = meta;
-            res = rl::train_reinforce(factory, c);
-        }
+        if (r.dqn)
+            res = run(rl::DQNConfig{}, r.dqn, rl::train_dqn);
+        else if (r.ppo)
+            res = run(rl::PPOConfig{}, r.ppo, rl::train_ppo);
+        else if (r.a2c)
+            res = run(rl::A2CConfig{}, r.a2c, rl::train_a2c);
+        else
+            res = run(rl::ReinforceConfig{}, r.reinforce, rl::train_reinforce);
     } catch (const ValueError& e) {
         throw UsageError(e.what());  // bad hyperparameters
     }
