@@ -54,6 +54,7 @@ enum class BinaryOp : uint8_t {
     maximum,
     minimum,
     pow,
+    masked_slope,  // a where b > 0, else alpha a (the gradient of relu / leaky_relu)
     eq,
     ne,
     lt,
@@ -66,7 +67,7 @@ enum class BinaryOp : uint8_t {
     count
 };
 inline constexpr const char* kBinaryOpNames[] = {
-    "add", "sub", "mul", "div", "maximum", "minimum",     "pow",        "eq",
+    "add", "sub", "mul", "div", "maximum", "minimum",     "pow",        "masked_slope", "eq",
     "ne",  "lt",  "le",  "gt",  "ge",      "logical_and", "logical_or", "logical_xor"};
 static_assert(std::size(kBinaryOpNames) == static_cast<size_t>(BinaryOp::count));
 inline bool is_comparison(BinaryOp op) { return op >= BinaryOp::eq; }
@@ -87,7 +88,7 @@ class Backend {
     /// a, b: leaky_relu slope; elu alpha; softplus beta, threshold; pow exponent; clamp lo, hi.
     virtual void unary(UnaryOp op, const Tensor& x, const Tensor& out, double a, double b) = 0;
     /// out = a op b; a, b expanded to out's shape, same dtype (out is bool for comparisons).
-    /// alpha scales b for add/sub.
+    /// alpha scales b for add/sub, and is the slope of masked_slope.
     virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out,
                         double alpha) = 0;
     /// out = cond ? a : b, all expanded to out's shape.

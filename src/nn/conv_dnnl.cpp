@@ -12,12 +12,11 @@
 // Threads: the Debian oneDNN runs on OpenMP, whose idle threads spin: on the 2-core machine,
 // next to Soma's pool and OpenBLAS's, a 2-thread CNN step took 30x longer (OMP_WAIT_POLICY
 // can only be set before the process starts). So oneDNN runs single-threaded
-// (omp_set_num_threads(1) on each calling thread, through the libgomp that libdnnl loads, so
-// Soma need not link OpenMP) and Soma parallelises over the batch: slice p of the images runs
-// on Soma's thread p, through its own primitive.
+// (omp_set_num_threads(1) on each calling thread) and Soma parallelises over the batch on the
+// same OpenMP team: slice p of the images runs on thread p, through its own primitive.
 #include "nn/conv_dnnl.h"
 
-#include <dlfcn.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -85,39 +84,23 @@ dnnl::stream& stream() {
     return s;
 }
 
-// Sets OpenMP's thread count on this thread (omp_set_num_threads of the libgomp that libdnnl
-// loads, when there is one) and restores the previous count on exit, so other oneDNN users
-// (the RNN kernels) see their own setting.
+// Sets OpenMP's thread count on this thread (the team oneDNN's kernels run on) and restores the
+// previous count on exit, so other oneDNN users (the RNN kernels) see their own setting.
 class OmpThreads {
   public:
-    explicit OmpThreads(int n) {
-        if (!fns().set || !fns().get) return;
-        prev_ = fns().get();
+    explicit OmpThreads(int n) : prev_(omp_get_max_threads()) {
         if (prev_ != n)
-            fns().set(n);
+            omp_set_num_threads(n);
         else
             prev_ = -1;
     }
     ~OmpThreads() {
-        if (prev_ > 0) fns().set(prev_);
+        if (prev_ > 0) omp_set_num_threads(prev_);
     }
     OmpThreads(const OmpThreads&) = delete;
     OmpThreads& operator=(const OmpThreads&) = delete;
 
   private:
-    struct Fns {
-        void (*set)(int) = nullptr;
-        int (*get)() = nullptr;
-    };
-    static const Fns& fns() {
-        static const Fns f = [] {
-            Fns r;
-            r.set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
-            r.get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
-            return r;
-        }();
-        return f;
-    }
     int prev_ = -1;
 };
 

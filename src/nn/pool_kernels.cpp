@@ -15,6 +15,7 @@
 
 #include "backend/cpu/parallel_for.h"
 #include "backend/cpu/row_sum.h"
+#include "backend/cpu/select_bits.h"
 #include "nn/conv_kernels.h"
 
 namespace soma::conv {
@@ -22,20 +23,7 @@ namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// take ? a : b without a branch (a data-dependent branch mispredicts half the time on random
-// data; compilers keep the branch for a floating ?: ).
-template <class T>
-inline T select_bits(bool take, T a, T b) {
-    using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-    U ua, ub;
-    std::memcpy(&ua, &a, sizeof(T));
-    std::memcpy(&ub, &b, sizeof(T));
-    const U m = U(0) - static_cast<U>(take);
-    const U r = (ua & m) | (ub & ~m);
-    T out;
-    std::memcpy(&out, &r, sizeof(T));
-    return out;
-}
+using cpu::select_bits;
 
 // Elements per parallel chunk: enough work that a wake-up of the pool pays off.
 constexpr int64_t kGrainElements = 1 << 15;

@@ -36,9 +36,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define SOMA_RNN_X86 1
@@ -204,9 +201,10 @@ void gemm_packed(int64_t M, const float* a, int64_t lda, const PackedB& P, float
 
 // Activations over arrays. float: a branch-free exp (Cephes' expf: k = round(x log2 e),
 // r = x - k ln 2 in two parts, exp(r) by a polynomial, 2^k from the exponent bits; relative error
-// about 2e-7) four lanes at a time with SSE2 intrinsics (GCC does not vectorize the scalar form
-// without -fno-trapping-math); σ(x) = 1 / (1 + e^-x), tanh(x) = 2 σ(2x) - 1 (absolute error
-// ~1e-7). double: the libm functions (the gradchecks and PyTorch fixtures run in double).
+// about 2e-7) eight lanes at a time with AVX2 intrinsics where the CPU has them (GCC does not
+// vectorize the scalar form without -fno-trapping-math), the scalar form otherwise and for tails;
+// σ(x) = 1 / (1 + e^-x), tanh(x) = 2 σ(2x) - 1 (absolute error ~1e-7). double: the libm functions
+// (the gradchecks and PyTorch fixtures run in double).
 inline float exp_scalar(float x) {
     x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
     const float t = x * 1.44269504088896341f + 0.5f;
@@ -223,29 +221,8 @@ inline float exp_scalar(float x) {
     return p * std::bit_cast<float>((static_cast<int32_t>(k) + 127) << 23);
 }
 
-#if defined(__SSE2__)
-inline __m128 exp_ps(__m128 x) {
-    x = _mm_min_ps(_mm_max_ps(x, _mm_set1_ps(-87.0f)), _mm_set1_ps(88.0f));
-    const __m128 t =
-        _mm_add_ps(_mm_mul_ps(x, _mm_set1_ps(1.44269504088896341f)), _mm_set1_ps(0.5f));
-    __m128 k = _mm_cvtepi32_ps(_mm_cvttps_epi32(t));
-    k = _mm_sub_ps(k, _mm_and_ps(_mm_cmpgt_ps(k, t), _mm_set1_ps(1.0f)));  // floor
-    const __m128 r = _mm_add_ps(_mm_sub_ps(x, _mm_mul_ps(k, _mm_set1_ps(0.693359375f))),
-                                _mm_mul_ps(k, _mm_set1_ps(2.12194440e-4f)));
-    __m128 p = _mm_set1_ps(1.9875691500e-4f);
-    p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(1.3981999507e-3f));
-    p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(8.3334519073e-3f));
-    p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(4.1665795894e-2f));
-    p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(1.6666665459e-1f));
-    p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(5.0000001201e-1f));
-    p = _mm_add_ps(_mm_add_ps(_mm_mul_ps(_mm_mul_ps(p, r), r), r), _mm_set1_ps(1.0f));
-    const __m128i e = _mm_slli_epi32(_mm_add_epi32(_mm_cvttps_epi32(k), _mm_set1_epi32(127)), 23);
-    return _mm_mul_ps(p, _mm_castsi128_ps(e));
-}
-#endif
-
 #if defined(__x86_64__)
-// exp_ps with eight lanes (AVX2; the same operations, so the same results).
+// exp_scalar with eight lanes (AVX2; the same operations, so the same results).
 __attribute__((target("avx2"))) inline __m256 exp256(__m256 x) {
     x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
     const __m256 t =
@@ -286,14 +263,6 @@ inline void sigmoid_affine(const float* in, float* out, int64_t n, float a, floa
     int64_t j = 0;
 #if defined(__x86_64__)
     if (detail::use_fast_rnn()) j = sigmoid_affine_avx2(in, out, n, a, b, c);
-#endif
-#if defined(__SSE2__)
-    const __m128 na = _mm_set1_ps(-a), vb = _mm_set1_ps(b), vc = _mm_set1_ps(c),
-                 one = _mm_set1_ps(1.0f);
-    for (; j + 4 <= n; j += 4) {
-        __m128 e = exp_ps(_mm_mul_ps(_mm_loadu_ps(in + j), na));
-        _mm_storeu_ps(out + j, _mm_add_ps(_mm_div_ps(vb, _mm_add_ps(one, e)), vc));
-    }
 #endif
     for (; j < n; ++j) out[j] = b / (1.0f + exp_scalar(-a * in[j])) + c;
 }

@@ -1,13 +1,10 @@
 // Elementwise unary ops. Each: check + forward kernel + backward (in differentiable ops, so
 // double backward works), formula in the comment.
-#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
 
-#include "backend/cpu/parallel_for.h"
-#include "core/dispatch.h"
 #include "ops/op_util.h"
 
 namespace soma {
@@ -219,30 +216,10 @@ namespace {
 // own gradient is the same op on the incoming gradient; m gets none (the mask is piecewise
 // constant). One pass and one allocation, where the composed where(gt(m, 0), g, g * s) makes
 // three passes and three tensors.
-Tensor masked_slope(const Tensor& g, const Tensor& m, double s) {
-    if (g.dtype() != m.dtype() || g.shape() != m.shape() || !g.is_contiguous() ||
-        !m.is_contiguous() || !is_floating(g.dtype()) || g.device() != m.device() ||
-        g.device().type != DeviceType::cpu) {
-        Tensor neg_part = s == 0 ? zeros_like(g) : g * s;
-        return where(gt(m, 0), g, neg_part);
-    }
+Tensor masked_slope(const Tensor& g, const Tensor& m0, double s) {
+    Tensor m = m0.dtype() == g.dtype() ? m0 : m0.to(g.dtype());
     Tensor out = make_tensor(g.shape(), g.dtype(), g.device());
-    dispatch_floating(g.dtype(), [&](auto z) {
-        using T = decltype(z);
-        const T* gp = g.data_ptr<T>();
-        const T* mp = m.data_ptr<T>();
-        T* op = out.data_ptr<T>();
-        const T ts = static_cast<T>(s);
-        // Branch-free (a bit mask selects dy or s dy) so that it vectorises.
-        using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-        cpu::parallel_for(g.numel(), 32768, [gp, mp, op, ts](int64_t b, int64_t e) {
-            for (int64_t i = b; i < e; ++i) {
-                const U m = U(0) - static_cast<U>(mp[i] > T(0));
-                const U r = (std::bit_cast<U>(gp[i]) & m) | (std::bit_cast<U>(gp[i] * ts) & ~m);
-                op[i] = std::bit_cast<T>(r);
-            }
-        });
-    });
+    backend(g).binary(BinaryOp::masked_slope, g, m.expand(g.shape()), out, s);
     return record("masked_slope", out, {g},
                   [m, s](const Tensor& gg) { return Grads{masked_slope(gg, m, s)}; });
 }

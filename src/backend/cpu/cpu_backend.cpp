@@ -14,6 +14,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/parallel_for.h"
+#include "backend/cpu/select_bits.h"
 #include "backend/cpu/strided.h"
 #include "soma/parallel.h"
 #include "soma/random.h"
@@ -157,14 +158,7 @@ void unary_float(UnaryOp op, const Tensor& x, const Tensor& out, double a, doubl
         case UnaryOp::sigmoid: return map1<T, T>(x, out, [](T v) { return sigmoid_f(v); });
         case UnaryOp::tanh: return map1<T, T>(x, out, [](T v) { return std::tanh(v); });
         case UnaryOp::leaky_relu:
-            return map1<T, T>(x, out, [ta](T v) {
-                // A bit-mask select of v and v ta: GCC keeps a branch for a floating ?: whose
-                // arm may trap (v * ta under -ftrapping-math), which blocks vectorisation.
-                using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-                const U m = U(0) - static_cast<U>(v > 0);
-                return std::bit_cast<T>((std::bit_cast<U>(v) & m) |
-                                        (std::bit_cast<U>(v * ta) & ~m));
-            });
+            return map1<T, T>(x, out, [ta](T v) { return select_bits(v > 0, v, v * ta); });
         case UnaryOp::elu:
             return map1<T, T>(x, out, [ta](T v) { return v > 0 ? v : ta * std::expm1(v); });
         case UnaryOp::gelu: return map1<T, T>(x, out, [](T v) { return gelu_erf(v); });
@@ -295,6 +289,13 @@ void binary_impl(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& ou
                     for (T i = 0; i < y; ++i) r *= x;
                     return r;
                 });
+            break;
+        case BinaryOp::masked_slope:
+            if constexpr (std::is_floating_point_v<T>) {
+                const T al = static_cast<T>(alpha);
+                return map2<T, T>(a, b, out,
+                                  [al](T g, T m) { return select_bits(m > T(0), g, g * al); });
+            }
             break;
         case BinaryOp::eq: return map2<T, B>(a, b, out, [](T x, T y) { return x == y; });
         case BinaryOp::ne: return map2<T, B>(a, b, out, [](T x, T y) { return x != y; });
