@@ -253,8 +253,10 @@ Json bench_lstm(const std::string& name, int threads, double seconds) {
 // BN2d, ReLU, ConvT 64->1, Tanh; D: Conv 1->64, LeakyReLU, Conv 64->128, BN2d, LeakyReLU,
 // Linear 6272->1), BCE with logits, Adam 2e-4 (0.5, 0.999), batch 64, one D and one G step.
 constexpr int64_t kGanBatch = 64, kGanLatent = 64;
-// Forward FLOPs per sample: G's Linear + 2 transposed convs, D's 2 convs + Linear.
-constexpr double kGanGFlops = 2.0 * (64 * 6272 + 128 * 64 * 16 * 14 * 14 + 64 * 1 * 16 * 28 * 28);
+// Forward FLOPs per sample: G's Linear + 2 transposed convs, D's 2 convs + Linear. A transposed
+// convolution does in_channels x out_channels x kh x kw multiply-adds per INPUT position (7 x 7,
+// then 14 x 14), the same as the convolution it transposes per output position.
+constexpr double kGanGFlops = 2.0 * (64 * 6272 + 128 * 64 * 16 * 7 * 7 + 64 * 1 * 16 * 14 * 14);
 constexpr double kGanDFlops = 2.0 * (1 * 64 * 16 * 14 * 14 + 64 * 128 * 16 * 7 * 7 + 6272);
 
 Json bench_gan(const std::string& name, int threads, double seconds) {

@@ -49,7 +49,8 @@ CNN_FLOPS = 2.0 * (32 * 28 * 28 * 9 + 64 * 14 * 14 * 288 + 3136 * 128 + 128 * 10
 LSTM_T, LSTM_B, LSTM_V, LSTM_E, LSTM_H = 64, 32, 96, 128, 256
 LSTM_FLOPS_PER_TOKEN = 2.0 * (4 * LSTM_H * LSTM_E + 4 * LSTM_H * LSTM_H + LSTM_H * LSTM_V)
 GAN_BATCH, GAN_LATENT = 64, 64
-GAN_G_FLOPS = 2.0 * (64 * 6272 + 128 * 64 * 16 * 14 * 14 + 64 * 1 * 16 * 28 * 28)
+# Transposed convs: in x out x kh x kw multiply-adds per INPUT position (7x7, then 14x14).
+GAN_G_FLOPS = 2.0 * (64 * 6272 + 128 * 64 * 16 * 7 * 7 + 64 * 1 * 16 * 14 * 14)
 GAN_D_FLOPS = 2.0 * (1 * 64 * 16 * 14 * 14 + 64 * 128 * 16 * 7 * 7 + 6272)
 
 
