@@ -139,18 +139,10 @@ int cmd_train(const TrainArgs& a) {
     fo.metadata = {{"recipe", r.name}, {"recipe_json", r.spec.dump()}};
     fo.should_stop = [] { return g_stop != 0; };
     train::FitResult res;
-    try {
-        res = train::fit(*model, *loss, *opt, train_loader, &test_loader, fo);
-    } catch (const Error& e) {
-        if (g_stop) {
-            std::fprintf(stderr,
-                         "\ninterrupted; the last finished epoch is in %s/checkpoint.safetensors "
-                         "(continue with --resume)\n",
-                         out.c_str());
-            return 130;
-        }
-        throw;
-    }
+    if (int rc = run_interruptible(out + "/checkpoint.safetensors", [&] {
+            res = train::fit(*model, *loss, *opt, train_loader, &test_loader, fo);
+        }))
+        return rc;
     auto ev = train::evaluate(*model, *loss, test_loader, r.task);
     save_safetensors(
         out + "/model.safetensors", model->state_dict(),

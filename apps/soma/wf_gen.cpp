@@ -350,16 +350,9 @@ int train_dcgan(const TrainArgs& a) {
     gen::GanResult r;
     {
         StopOnSigint guard;
-        try {
-            r = gen::fit_gan(g, d, og, od, loader, o);
-        } catch (const Error&) {
-            if (!g_stop) throw;
-            std::fprintf(stderr,
-                         "\ninterrupted; the last finished epoch is in "
-                         "%s/checkpoint.safetensors (continue with --resume)\n",
-                         c.out.c_str());
-            return 130;
-        }
+        if (int rc = run_interruptible(c.out + "/checkpoint.safetensors",
+                                       [&] { r = gen::fit_gan(g, d, og, od, loader, o); }))
+            return rc;
     }
     std::vector<gen::LineSeries> ls{{"g_loss", {}}, {"d_loss", {}}, {"d(x)", {}}, {"d(g(z))", {}}};
     for (auto& e : r.history) {
@@ -492,28 +485,16 @@ int train_vae(const TrainArgs& a) {
     {
         StopOnSigint guard;
         for (int64_t e = start + 1; e <= c.epochs; ++e) {
-            if (g_stop) {
-                std::fprintf(stderr,
-                             "\ninterrupted; the last finished epoch is in %s (continue with "
-                             "--resume)\n",
-                             ckpt.c_str());
-                return 130;
-            }
+            if (g_stop) return interrupted(ckpt);
             loader.set_epoch(e - 1);
             gen::VaeEpochStats st;
-            try {
-                st = gen::train_vae_epoch(
-                    vae, opt, loader, a.max_batches, !a.quiet,
-                    "epoch " + std::to_string(e) + "/" + std::to_string(c.epochs),
-                    [] { return g_stop != 0; });
-            } catch (const Error&) {
-                if (!g_stop) throw;
-                std::fprintf(stderr,
-                             "\ninterrupted; the last finished epoch is in %s (continue with "
-                             "--resume)\n",
-                             ckpt.c_str());
-                return 130;
-            }
+            if (int rc = run_interruptible(ckpt, [&] {
+                    st = gen::train_vae_epoch(
+                        vae, opt, loader, a.max_batches, !a.quiet,
+                        "epoch " + std::to_string(e) + "/" + std::to_string(c.epochs),
+                        [] { return g_stop != 0; });
+                }))
+                return rc;
             auto [tl, tm] = vae_test(vae, test_x);
             hist.push_back({e, st.loss, st.recon, st.kl, tl, tm, st.seconds});
             if (!a.quiet)
@@ -607,16 +588,9 @@ int run_autoencoder(const TrainArgs& a, const std::string& name, int64_t code, A
     fo.should_stop = [] { return g_stop != 0; };
     {
         StopOnSigint guard;
-        try {
-            train::fit(ae, mse, opt, tl, &vl, fo);
-        } catch (const Error&) {
-            if (!g_stop) throw;
-            std::fprintf(stderr,
-                         "\ninterrupted; the last finished epoch is in "
-                         "%s/checkpoint.safetensors (continue with --resume)\n",
-                         c.out.c_str());
-            return 130;
-        }
+        if (int rc = run_interruptible(c.out + "/checkpoint.safetensors",
+                                       [&] { train::fit(ae, mse, opt, tl, &vl, fo); }))
+            return rc;
     }
     res.test_mse = gen::reconstruction_mse(ae, vl);
     res.checkpoint = c.out + "/checkpoint.safetensors";

@@ -696,12 +696,7 @@ int train_speech(const TrainArgs& a) {
                                 {"rng_seed", std::to_string(st[0])},
                                 {"rng_offset", std::to_string(st[1])}});
     }
-    if (g_stop) {
-        std::fprintf(stderr,
-                     "\ninterrupted; the last finished epoch is in %s (continue with --resume)\n",
-                     ckpt.c_str());
-        return 130;
-    }
+    if (g_stop) return interrupted(ckpt);
 
     Scores vs = score(*model, val), fs_ = score(*model, tests.flite),
            rs = score(*model, tests.real);

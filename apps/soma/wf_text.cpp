@@ -246,7 +246,6 @@ int charlm_train(const TrainArgs& a) {
                               .start_seconds = start_seconds,
                               .optimizer = &opt,
                               .evaluate = false};
-    bool interrupted = false;
     to.on_progress = [&](const tx::CharLMProgress& p) {
         const double vb = tx::evaluate_bpc(model, eval_ids);
         hist.push_back({{"step", p.step},
@@ -262,20 +261,12 @@ int charlm_train(const TrainArgs& a) {
                          p.seconds, static_cast<long long>(p.step),
                          static_cast<double>(p.step) / static_cast<double>(batches_per_epoch),
                          p.train_bpc, vb, p.tokens_per_s);
-        if (g_stop) {
-            interrupted = true;
-            throw Error("interrupted");
-        }
+        if (g_stop) throw Error("interrupted");
     };
     tx::CharLMReport rep;
-    try {
-        rep = tx::train_charlm(model, split, to);
-    } catch (const Error&) {
-        if (!interrupted) throw;
-        std::fprintf(stderr, "\ninterrupted; progress is in %s (continue with --resume)\n",
-                     ckpt.c_str());
-        return 130;
-    }
+    if (int rc = run_interruptible(
+            ckpt, [&] { rep = tx::train_charlm(model, split, to); }, "progress"))
+        return rc;
     const double val_bpc = tx::evaluate_bpc(model, split.val);
     save_safetensors(out + "/model.safetensors", model.state_dict(), meta);
     const std::string sample =
@@ -640,13 +631,7 @@ int topic_train(const TrainArgs& a) {
         int64_t k = 0;
         for (size_t s = 0; s < order.size(); s += static_cast<size_t>(batch), ++k) {
             if (a.max_batches > 0 && k >= a.max_batches) break;
-            if (g_stop) {
-                std::fprintf(stderr,
-                             "\ninterrupted; the last finished epoch is in %s (continue "
-                             "with --resume)\n",
-                             ckpt.c_str());
-                return 130;
-            }
+            if (g_stop) return interrupted(ckpt);
             std::vector<int64_t> idx(
                 order.begin() + static_cast<std::ptrdiff_t>(s),
                 order.begin() + static_cast<std::ptrdiff_t>(

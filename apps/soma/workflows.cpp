@@ -16,6 +16,23 @@ void on_sigint(int) { g_stop = 1; }
 StopOnSigint::StopOnSigint() : old_(std::signal(SIGINT, on_sigint)) { g_stop = 0; }
 StopOnSigint::~StopOnSigint() { std::signal(SIGINT, old_); }
 
+int interrupted(const std::string& checkpoint, const char* what) {
+    std::fprintf(stderr, "\ninterrupted; %s is in %s (continue with --resume)\n", what,
+                 checkpoint.c_str());
+    return 130;
+}
+
+int run_interruptible(const std::string& checkpoint, const std::function<void()>& body,
+                      const char* what) {
+    try {
+        body();
+    } catch (const Error&) {
+        if (!g_stop) throw;
+        return interrupted(checkpoint, what);
+    }
+    return 0;
+}
+
 std::string jnum(double v) {
     if (!std::isfinite(v)) return "null";
     char buf[64];

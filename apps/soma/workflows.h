@@ -92,6 +92,15 @@ class StopOnSigint {
     void (*old_)(int);
 };
 
+/// Prints "interrupted; WHAT is in CHECKPOINT (continue with --resume)" on stderr and returns 130,
+/// the exit status of a run stopped by Ctrl-C.
+int interrupted(const std::string& checkpoint, const char* what = "the last finished epoch");
+/// Runs a training body whose loop polls g_stop and throws soma::Error to stop: returns 0 when it
+/// finishes, interrupted(checkpoint, what) when it threw after a SIGINT; other errors propagate.
+/// Installs no handler (keep a StopOnSigint alive around it).
+int run_interruptible(const std::string& checkpoint, const std::function<void()>& body,
+                      const char* what = "the last finished epoch");
+
 int cmd_generate(const GenerateArgs& a);
 int cmd_play(const PlayArgs& a);
 

@@ -6,8 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <numbers>
-#include <sstream>
 
+#include "rl/checkpoint.h"
 #include "rl/rl_internal.h"
 #include "soma/autograd.h"
 #include "soma/io.h"
@@ -318,23 +318,8 @@ EvalResult evaluate(const Policy& policy, const EnvFactory& factory, int64_t epi
     return res;
 }
 
-// ---- checkpoints ---------------------------------------------------------------------------
+// ---- policies ------------------------------------------------------------------------------
 namespace detail {
-
-std::string join_ints(const std::vector<int64_t>& v) {
-    std::string s;
-    for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
-    return s;
-}
-
-std::vector<int64_t> split_ints(const std::string& s) {
-    std::vector<int64_t> out;
-    std::stringstream ss(s);
-    std::string item;
-    while (std::getline(ss, item, ','))
-        if (!item.empty()) out.push_back(std::stoll(item));
-    return out;
-}
 
 Policy greedy_q_policy(std::shared_ptr<nn::Module> q) {
     return [q](const Tensor& obs) {
@@ -358,19 +343,6 @@ Policy greedy_ac_policy(std::shared_ptr<ActorCritic> ac, std::vector<double> low
         }
         return a;
     };
-}
-
-nn::NamedTensors prefixed(const std::string& prefix, const nn::NamedTensors& sd) {
-    nn::NamedTensors out;
-    for (const auto& [k, v] : sd) out.emplace_back(prefix + k, v.contiguous());
-    return out;
-}
-
-nn::NamedTensors with_prefix(const SafetensorsFile& f, const std::string& prefix) {
-    nn::NamedTensors out;
-    for (const auto& [k, v] : f.tensors)
-        if (k.rfind(prefix, 0) == 0) out.emplace_back(k.substr(prefix.size()), v);
-    return out;
 }
 
 Tensor sample_actions(const Tensor& out, const ActorCritic& ac, const Space& as, Generator& gen,
@@ -420,19 +392,6 @@ Tensor sample_actions(const Tensor& out, const ActorCritic& ac, const Space& as,
         log_prob[i] = static_cast<float>(lp);
     }
     return actions;
-}
-
-Tensor find_tensor(const SafetensorsFile& f, const std::string& name) {
-    for (const auto& [k, v] : f.tensors)
-        if (k == name) return v;
-    return Tensor();
-}
-
-int64_t meta_int(const SafetensorsFile& f, const std::string& key, const std::string& path) {
-    auto it = f.metadata.find(key);
-    SOMA_CHECK_VALUE(it != f.metadata.end(), "rl: ", path, ": checkpoint metadata has no '", key,
-                     "'");
-    return std::stoll(it->second);
 }
 
 }  // namespace detail

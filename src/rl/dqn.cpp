@@ -6,10 +6,9 @@
 // a target network refreshed every target_update_interval env steps (hard copy or Polyak).
 // Checkpoints hold everything (networks, optimizer, replay buffer, the env's state, the running
 // episode and the generator), so a resumed run continues bit for bit.
-#include <chrono>
 #include <cstdio>
-#include <filesystem>
 
+#include "rl/checkpoint.h"
 #include "rl/rl_internal.h"
 #include "soma/autograd.h"
 #include "soma/io.h"
@@ -18,11 +17,6 @@
 #include "soma/rl/agents.h"
 
 namespace soma::rl {
-
-namespace {
-using detail::Clock;
-using detail::since;
-}  // namespace
 
 TrainResult train_dqn(const EnvFactory& factory, const DQNConfig& cfg) {
     auto env = factory();
@@ -50,15 +44,15 @@ TrainResult train_dqn(const EnvFactory& factory, const DQNConfig& cfg) {
 
     TrainResult res;
     int64_t step = 0;
-    double seconds0 = 0, ep_return = 0;
+    double ep_return = 0;
     int64_t ep_len = 0;
     std::vector<float> obs(static_cast<size_t>(d)), next(static_cast<size_t>(d));
-    auto save = [&] {
-        if (cfg.checkpoint_path.empty()) return;
+    detail::Checkpointer ck(cfg, "dqn", env->name());
+    auto state = [&] {
         auto tensors = detail::prefixed("model.", q->state_dict());
-        for (auto& e : detail::prefixed("target.", target->state_dict())) tensors.push_back(e);
-        for (auto& e : detail::prefixed("optimizer.", opt.state_dict())) tensors.push_back(e);
-        for (auto& e : buffer.state_dict("buffer.")) tensors.push_back(e);
+        detail::append(tensors, detail::prefixed("target.", target->state_dict()));
+        detail::append(tensors, detail::prefixed("optimizer.", opt.state_dict()));
+        detail::append(tensors, buffer.state_dict("buffer."));
         Env::Snapshot snap = env->snapshot();
         tensors.emplace_back("env.state", from_vector<double>(snap.state));
         tensors.emplace_back("env.obs", from_vector<float>(obs));
@@ -69,50 +63,29 @@ TrainResult train_dqn(const EnvFactory& factory, const DQNConfig& cfg) {
                                   static_cast<int64_t>(es[1]), static_cast<int64_t>(gs[0]),
                                   static_cast<int64_t>(gs[1]), ep_len}));
         tensors.emplace_back("ep_return", from_vector<double>({ep_return}));
-        std::map<std::string, std::string> meta{{"algo", "dqn"},
-                                                {"env", env->name()},
-                                                {"hidden", detail::join_ints(cfg.hidden)},
-                                                {"env_steps", std::to_string(step)},
-                                                {"seconds", std::to_string(res.seconds)},
-                                                {"updates", std::to_string(res.updates)}};
-        for (const auto& [key, v] : cfg.metadata) meta.emplace(key, v);  // fixed keys win
-        save_safetensors(cfg.checkpoint_path, tensors, meta);
-        if (cfg.on_checkpoint) cfg.on_checkpoint(res);
+        return tensors;
     };
-    bool resumed = false;
-    if (cfg.resume && !cfg.checkpoint_path.empty() &&
-        std::filesystem::exists(cfg.checkpoint_path)) {
-        auto f = load_safetensors(cfg.checkpoint_path);
-        const std::string& path = cfg.checkpoint_path;
-        SOMA_CHECK_VALUE(f.metadata["algo"] == "dqn" && f.metadata["env"] == env->name(),
-                         "train_dqn: ", path, " was written by ", f.metadata["algo"], " on ",
-                         f.metadata["env"], "; cannot resume it as dqn on ", env->name());
-        q->load_state_dict(detail::with_prefix(f, "model."));
-        target->load_state_dict(detail::with_prefix(f, "target."));
-        opt.load_state_dict(detail::with_prefix(f, "optimizer."));
-        buffer.load_state_dict(f.tensors, "buffer.");
-        auto c = f.at("counters").to_vector<int64_t>();
-        SOMA_CHECK_VALUE(c.size() == 7, "train_dqn: ", path, ": bad counters");
-        Env::Snapshot snap{f.at("env.state").to_vector<double>(),
+    if (auto f = ck.resume(*q, opt, step, res)) {
+        target->load_state_dict(detail::with_prefix(*f, "target."));
+        buffer.load_state_dict(f->tensors, "buffer.");
+        auto c = f->at("counters").to_vector<int64_t>();
+        SOMA_CHECK_VALUE(c.size() == 7, "train_dqn: ", cfg.checkpoint_path, ": bad counters");
+        Env::Snapshot snap{f->at("env.state").to_vector<double>(),
                            c[0],
                            c[1] != 0,
                            {static_cast<uint64_t>(c[2]), static_cast<uint64_t>(c[3])}};
         env->restore(snap);
-        obs = f.at("env.obs").to_vector<float>();
+        obs = f->at("env.obs").to_vector<float>();
         gen.set_state({static_cast<uint64_t>(c[4]), static_cast<uint64_t>(c[5])});
         ep_len = c[6];
-        ep_return = f.at("ep_return").to_vector<double>()[0];
-        step = detail::meta_int(f, "env_steps", path);
-        res.updates = detail::meta_int(f, "updates", path);
-        seconds0 = std::stod(f.metadata["seconds"].empty() ? "0" : f.metadata["seconds"]);
-        resumed = true;
+        ep_return = f->at("ep_return").to_vector<double>()[0];
+    } else {
+        env->reset_into(obs.data(), cfg.seed);
     }
     res.policy = detail::greedy_q_policy(q);
     res.model = q;
 
-    auto t0 = Clock::now();
-    if (!resumed) env->reset_into(obs.data(), cfg.seed);
-    int64_t last_ckpt = step;
+    auto t0 = ck.start(step);
 
     while (step < cfg.total_steps) {
         // ---- act: epsilon-greedy
@@ -193,16 +166,9 @@ TrainResult train_dqn(const EnvFactory& factory, const DQNConfig& cfg) {
             q->train();
             if (reached) break;
         }
-        if (cfg.checkpoint_interval > 0 && step - last_ckpt >= cfg.checkpoint_interval) {
-            res.env_steps = step;
-            res.seconds = seconds0 + since(t0);
-            save();
-            last_ckpt = step;
-        }
+        if (ck.due(step)) ck.save(res, step, state);
     }
-    res.env_steps = step;
-    res.seconds = seconds0 + since(t0);
-    save();
+    ck.save(res, step, state);
     return res;
 }
 

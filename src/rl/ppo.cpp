@@ -15,10 +15,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <numbers>
 #include <numeric>
 
+#include "rl/checkpoint.h"
 #include "rl/rl_internal.h"
 #include "soma/autograd.h"
 #include "soma/io.h"
@@ -29,7 +29,6 @@
 namespace soma::rl {
 
 namespace {
-using detail::Clock;
 using detail::since;
 }  // namespace
 
@@ -73,8 +72,8 @@ uint64_t iteration_seed(uint64_t seed, int64_t iter) {
     return (seed * 1000003ULL + 29) ^ (static_cast<uint64_t>(iter) * 0x9E3779B97F4A7C15ULL);
 }
 
-TrainResult run_on_policy(const EnvFactory& factory, const PPOConfig& cfg, const std::string& algo,
-                          const CheckpointCallback& on_checkpoint) {
+TrainResult run_on_policy(const EnvFactory& factory, const PPOConfig& cfg,
+                          const std::string& algo) {
     const bool a2c = algo == "a2c";
     SOMA_CHECK_VALUE(cfg.num_envs > 0 && cfg.num_steps > 0 && cfg.num_minibatches > 0, "train_",
                      algo, ": num_envs, num_steps and num_minibatches must be positive");
@@ -98,55 +97,28 @@ TrainResult run_on_policy(const EnvFactory& factory, const PPOConfig& cfg, const
 
     TrainResult res;
     int64_t step = 0, iter0 = 0;
-    double seconds0 = 0;  // wall time of the runs this one resumes
-    std::string env_name = venv.env(0).name();
     Tensor obs;  // raw observations [N, d]
-    auto save = [&](int64_t iter_done) {
-        if (cfg.checkpoint_path.empty()) return;
-        auto tensors = detail::prefixed("model.", ac->state_dict());
-        for (auto& e : detail::prefixed("optimizer.", opt.state_dict())) tensors.push_back(e);
-        for (auto& e : venv.state_dict("env.")) tensors.push_back(e);
-        if (obs_rms)
-            for (auto& e : obs_rms->state_dict("obs_rms.")) tensors.push_back(e);
+    detail::Checkpointer ck(cfg, algo, venv.env(0).name(), N);
+    auto state = [&] {
+        auto tensors = detail::model_and_optimizer(*ac, opt);
+        detail::append(tensors, venv.state_dict("env."));
+        if (obs_rms) detail::append(tensors, obs_rms->state_dict("obs_rms."));
         if (cfg.normalize_reward) {
-            for (auto& e : ret_rms.state_dict("ret_rms.")) tensors.push_back(e);
+            detail::append(tensors, ret_rms.state_dict("ret_rms."));
             tensors.emplace_back("ret_acc", from_vector<double>(ret_acc));
         }
-        std::map<std::string, std::string> meta{{"algo", algo},
-                                                {"env", env_name},
-                                                {"hidden", detail::join_ints(cfg.hidden)},
-                                                {"num_envs", std::to_string(N)},
-                                                {"env_steps", std::to_string(step)},
-                                                {"iteration", std::to_string(iter_done)},
-                                                {"seconds", std::to_string(res.seconds)},
-                                                {"updates", std::to_string(res.updates)}};
-        for (const auto& [key, v] : cfg.metadata) meta.emplace(key, v);  // fixed keys win
-        save_safetensors(cfg.checkpoint_path, tensors, meta);
-        if (on_checkpoint) on_checkpoint(res);
+        return tensors;
     };
-    if (cfg.resume && !cfg.checkpoint_path.empty() &&
-        std::filesystem::exists(cfg.checkpoint_path)) {
-        auto f = load_safetensors(cfg.checkpoint_path);
-        const std::string& path = cfg.checkpoint_path;
-        SOMA_CHECK_VALUE(f.metadata["algo"] == algo && f.metadata["env"] == env_name &&
-                             detail::meta_int(f, "num_envs", path) == N,
-                         "train_", algo, ": ", path, " was written by ", f.metadata["algo"], " on ",
-                         f.metadata["env"], " with ", f.metadata["num_envs"],
-                         " envs; cannot resume it as ", algo, " on ", env_name, " with ", N);
-        ac->load_state_dict(detail::with_prefix(f, "model."));
-        opt.load_state_dict(detail::with_prefix(f, "optimizer."));
-        step = detail::meta_int(f, "env_steps", path);
-        res.updates = detail::meta_int(f, "updates", path);
-        iter0 = detail::meta_int(f, "iteration", path);
-        seconds0 = std::stod(f.metadata["seconds"].empty() ? "0" : f.metadata["seconds"]);
-        obs = venv.load_state_dict(f.at("env.real"), f.at("env.int"));
+    if (auto f = ck.resume(*ac, opt, step, res)) {
+        iter0 = detail::meta_int(*f, "iteration", cfg.checkpoint_path);
+        obs = venv.load_state_dict(f->at("env.real"), f->at("env.int"));
         if (obs_rms)
-            obs_rms->load_state_dict(f.at("obs_rms.mean"), f.at("obs_rms.var"),
-                                     f.at("obs_rms.count"));
+            obs_rms->load_state_dict(f->at("obs_rms.mean"), f->at("obs_rms.var"),
+                                     f->at("obs_rms.count"));
         if (cfg.normalize_reward) {
-            ret_rms.load_state_dict(f.at("ret_rms.mean"), f.at("ret_rms.var"),
-                                    f.at("ret_rms.count"));
-            ret_acc = f.at("ret_acc").to_vector<double>();
+            ret_rms.load_state_dict(f->at("ret_rms.mean"), f->at("ret_rms.var"),
+                                    f->at("ret_rms.count"));
+            ret_acc = f->at("ret_acc").to_vector<double>();
         }
     } else {
         obs = venv.reset(cfg.seed * 7919);
@@ -162,10 +134,9 @@ TrainResult run_on_policy(const EnvFactory& factory, const PPOConfig& cfg, const
     std::vector<float> logp_buf(static_cast<size_t>(batch)), val_buf(static_cast<size_t>(batch));
     std::vector<float> rew_buf(static_cast<size_t>(batch)), done_buf(static_cast<size_t>(batch));
 
-    auto t0 = Clock::now();
+    auto t0 = ck.start(step);
     int64_t next_eval =
         cfg.eval_interval > 0 ? (step / cfg.eval_interval + 1) * cfg.eval_interval : INT64_MAX;
-    int64_t last_ckpt = step;
 
     for (int64_t iter = iter0; iter < iterations; ++iter) {
         gen.manual_seed(iteration_seed(cfg.seed, iter));
@@ -286,29 +257,20 @@ TrainResult run_on_policy(const EnvFactory& factory, const PPOConfig& cfg, const
             if (detail::evaluate_during_training(algo.c_str(), res, factory, cfg.eval_episodes,
                                                  cfg.seed, cfg.target_return, cfg.verbose, step,
                                                  t0)) {
-                res.env_steps = step;
-                res.seconds = seconds0 + since(t0);
-                save(iter + 1);
+                ck.save(res, step, state, iter + 1);
                 return res;
             }
         }
-        if (cfg.checkpoint_interval > 0 && step - last_ckpt >= cfg.checkpoint_interval) {
-            res.env_steps = step;
-            res.seconds = seconds0 + since(t0);
-            save(iter + 1);
-            last_ckpt = step;
-        }
+        if (ck.due(step)) ck.save(res, step, state, iter + 1);
     }
-    res.env_steps = step;
-    res.seconds = seconds0 + since(t0);
-    save(std::max(iterations, iter0));
+    ck.save(res, step, state, std::max(iterations, iter0));
     return res;
 }
 
 }  // namespace
 
 TrainResult train_ppo(const EnvFactory& factory, const PPOConfig& cfg) {
-    return run_on_policy(factory, cfg, "ppo", cfg.on_checkpoint);
+    return run_on_policy(factory, cfg, "ppo");
 }
 
 TrainResult train_a2c(const EnvFactory& factory, const A2CConfig& a) {
@@ -336,9 +298,10 @@ TrainResult train_a2c(const EnvFactory& factory, const A2CConfig& a) {
                 .checkpoint_path = a.checkpoint_path,
                 .checkpoint_interval = a.checkpoint_interval,
                 .resume = a.resume,
-                .verbose = a.verbose};
-    c.metadata = a.metadata;
-    return run_on_policy(factory, c, "a2c", a.on_checkpoint);
+                .verbose = a.verbose,
+                .on_checkpoint = a.on_checkpoint,
+                .metadata = a.metadata};
+    return run_on_policy(factory, c, "a2c");
 }
 
 }  // namespace soma::rl

@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 
+#include "rl/checkpoint.h"
 #include "rl/rl_internal.h"
 #include "soma/autograd.h"
 #include "soma/io.h"
@@ -20,7 +20,6 @@
 namespace soma::rl {
 
 namespace {
-using detail::Clock;
 using detail::since;
 
 uint64_t update_seed(uint64_t seed, int64_t update) {
@@ -48,49 +47,25 @@ TrainResult train_reinforce(const EnvFactory& factory, const ReinforceConfig& cf
 
     TrainResult res;
     int64_t step = 0, update = 0;
-    double seconds0 = 0;
-    auto save = [&] {
-        if (cfg.checkpoint_path.empty()) return;
-        auto tensors = detail::prefixed("model.", ac->state_dict());
-        for (auto& e : detail::prefixed("optimizer.", opt.state_dict())) tensors.push_back(e);
-        if (obs_rms)
-            for (auto& e : obs_rms->state_dict("obs_rms.")) tensors.push_back(e);
-        std::map<std::string, std::string> meta{{"algo", "reinforce"},
-                                                {"env", env_name},
-                                                {"hidden", detail::join_ints(cfg.hidden)},
-                                                {"env_steps", std::to_string(step)},
-                                                {"iteration", std::to_string(update)},
-                                                {"seconds", std::to_string(res.seconds)},
-                                                {"updates", std::to_string(res.updates)}};
-        for (const auto& [key, v] : cfg.metadata) meta.emplace(key, v);  // fixed keys win
-        save_safetensors(cfg.checkpoint_path, tensors, meta);
-        if (cfg.on_checkpoint) cfg.on_checkpoint(res);
+    detail::Checkpointer ck(cfg, "reinforce", env_name);
+    auto state = [&] {
+        auto tensors = detail::model_and_optimizer(*ac, opt);
+        if (obs_rms) detail::append(tensors, obs_rms->state_dict("obs_rms."));
+        return tensors;
     };
-    if (cfg.resume && !cfg.checkpoint_path.empty() &&
-        std::filesystem::exists(cfg.checkpoint_path)) {
-        auto f = load_safetensors(cfg.checkpoint_path);
-        const std::string& path = cfg.checkpoint_path;
-        SOMA_CHECK_VALUE(f.metadata["algo"] == "reinforce" && f.metadata["env"] == env_name,
-                         "train_reinforce: ", path, " was written by ", f.metadata["algo"], " on ",
-                         f.metadata["env"], "; cannot resume it as reinforce on ", env_name);
-        ac->load_state_dict(detail::with_prefix(f, "model."));
-        opt.load_state_dict(detail::with_prefix(f, "optimizer."));
+    if (auto f = ck.resume(*ac, opt, step, res)) {
         if (obs_rms)
-            obs_rms->load_state_dict(f.at("obs_rms.mean"), f.at("obs_rms.var"),
-                                     f.at("obs_rms.count"));
-        step = detail::meta_int(f, "env_steps", path);
-        update = detail::meta_int(f, "iteration", path);
-        res.updates = detail::meta_int(f, "updates", path);
-        seconds0 = std::stod(f.metadata["seconds"].empty() ? "0" : f.metadata["seconds"]);
+            obs_rms->load_state_dict(f->at("obs_rms.mean"), f->at("obs_rms.var"),
+                                     f->at("obs_rms.count"));
+        update = detail::meta_int(*f, "iteration", cfg.checkpoint_path);
     }
     res.policy = detail::greedy_ac_policy(ac, as.low, as.high, obs_rms);
     res.model = ac;
     auto norm = [&](const Tensor& o) { return obs_rms ? obs_rms->normalize(o) : o; };
 
-    auto t0 = Clock::now();
+    auto t0 = ck.start(step);
     int64_t next_eval =
         cfg.eval_interval > 0 ? (step / cfg.eval_interval + 1) * cfg.eval_interval : INT64_MAX;
-    int64_t last_ckpt = step;
     struct Trajectory {
         std::vector<float> obs, actions;
         std::vector<double> rewards;
@@ -190,16 +165,9 @@ TrainResult train_reinforce(const EnvFactory& factory, const ReinforceConfig& cf
                                                  t0))
                 break;
         }
-        if (cfg.checkpoint_interval > 0 && step - last_ckpt >= cfg.checkpoint_interval) {
-            res.env_steps = step;
-            res.seconds = seconds0 + since(t0);
-            save();
-            last_ckpt = step;
-        }
+        if (ck.due(step)) ck.save(res, step, state, update);
     }
-    res.env_steps = step;
-    res.seconds = seconds0 + since(t0);
-    save();
+    ck.save(res, step, state, update);
     return res;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <numbers>
 
+#include "io/chart.h"
 #include "soma/autograd.h"
 #include "soma/gif.h"
 
@@ -120,6 +121,7 @@ void draw_pendulum(Canvas& c, const std::vector<double>& s) {
     disk(c, cx, cy, 0.05 * scale, 0x000000);
 }
 
+// Tick labels for env steps and returns ("150k").
 std::string tick(double v) {
     char buf[32];
     double a = std::fabs(v);
@@ -200,45 +202,24 @@ void plot_learning_curve_png(const std::string& path, const std::vector<double>&
     Canvas c(W, H, 0xffffff);
     c.text(left, 12, title, 0x000000, 2);
     int px0 = left, px1 = W - right, py0 = top, py1 = H - bottom;
-    c.rect(px0, py0, px1, py1, 0x404040);
-    double xmin = 0, xmax = 1, ymin = INFINITY, ymax = -INFINITY;
-    for (size_t i = 0; i < returns.size() && i < steps.size(); ++i) {
-        xmax = std::max(xmax, steps[i]);
-        ymin = std::min(ymin, returns[i]);
-        ymax = std::max(ymax, returns[i]);
-    }
+    chart::Bounds b{.xmin = 0, .xmax = 1};
+    for (size_t i = 0; i < returns.size() && i < steps.size(); ++i) b.add(steps[i], returns[i]);
+    std::vector<double> ex, ey;
     for (const auto& e : evals) {
-        xmax = std::max(xmax, static_cast<double>(e.step));
-        ymin = std::min(ymin, e.mean_return);
-        ymax = std::max(ymax, e.mean_return);
+        ex.push_back(static_cast<double>(e.step));
+        ey.push_back(e.mean_return);
+        b.add(ex.back(), ey.back());
     }
-    if (!std::isfinite(ymin)) {
+    if (b.empty()) {
+        c.rect(px0, py0, px1, py1, 0x404040);
         c.text(px0 + 10, py0 + 10, "no finished episodes yet", 0x404040);
         c.save_png(path);
         return;
     }
-    if (ymax == ymin) ymax = ymin + 1;
-    double pad = (ymax - ymin) * 0.05;
-    ymin -= pad;
-    ymax += pad;
-    auto sx = [&](double x) { return px0 + (x - xmin) / (xmax - xmin) * (px1 - px0); };
-    auto sy = [&](double y) { return py1 - (y - ymin) / (ymax - ymin) * (py1 - py0); };
-    for (int i = 0; i <= 4; ++i) {
-        double v = ymin + (ymax - ymin) * i / 4;
-        int y = static_cast<int>(std::lround(sy(v)));
-        c.line(px0 + 1, y, px1 - 1, y, 0xe6e6e6);
-        std::string l = tick(v);
-        c.text(px0 - 6 - Canvas::text_width(l), y - 3, l, 0x404040);
-        double xv = xmin + (xmax - xmin) * i / 4;
-        int x = static_cast<int>(std::lround(sx(xv)));
-        c.line(x, py1, x, py1 + 4, 0x404040);
-        std::string xl = tick(xv);
-        c.text(x - Canvas::text_width(xl) / 2, py1 + 8, xl, 0x404040);
-    }
-    c.text((px0 + px1) / 2 - Canvas::text_width("env steps") / 2, py1 + 24, "env steps", 0x404040);
+    chart::Frame f = chart::axes(c, px0, py0, px1, py1, b, false, "env steps", tick);
     // every episode as a light dot, then a moving average over 20 episodes
     for (size_t i = 0; i < returns.size() && i < steps.size(); ++i)
-        disk(c, sx(steps[i]), sy(returns[i]), 1.2, 0xaec7e8);
+        disk(c, f.sx(steps[i]), f.sy(returns[i]), 1.2, 0xaec7e8);
     double sum = 0;
     const size_t win = 20;
     double lx = NAN, ly = NAN;
@@ -246,23 +227,13 @@ void plot_learning_curve_png(const std::string& path, const std::vector<double>&
         sum += returns[i];
         if (i >= win) sum -= returns[i - win];
         double avg = sum / static_cast<double>(std::min(i + 1, win));
-        double x = sx(steps[i]), y = sy(avg);
-        if (std::isfinite(lx)) c.line(lx, ly, x, y, 0x1f77b4, 2);
+        double x = f.sx(steps[i]), y = f.sy(avg);
+        if (std::isfinite(lx)) c.line(lx, ly, x, y, chart::kColors[0], 2);
         lx = x, ly = y;
     }
-    for (size_t i = 0; i < evals.size(); ++i) {
-        double x = sx(static_cast<double>(evals[i].step)), y = sy(evals[i].mean_return);
-        if (i > 0)
-            c.line(sx(static_cast<double>(evals[i - 1].step)), sy(evals[i - 1].mean_return), x, y,
-                   0xff7f0e, 2);
-        c.rect(static_cast<int>(x) - 3, static_cast<int>(y) - 3, static_cast<int>(x) + 3,
-               static_cast<int>(y) + 3, 0xff7f0e, true);
-    }
-    int ly0 = py0 + 8;
-    c.rect(px1 - 190, ly0, px1 - 176, ly0 + 6, 0x1f77b4, true);
-    c.text(px1 - 170, ly0, "train (20-ep avg)", 0x202020);
-    c.rect(px1 - 190, ly0 + 12, px1 - 176, ly0 + 18, 0xff7f0e, true);
-    c.text(px1 - 170, ly0 + 12, "greedy eval", 0x202020);
+    chart::draw_series(c, f, ex, ey, chart::kColors[1], 3);
+    chart::legend_entry(c, px1 - 190, py0 + 8, 14, 6, "train (20-ep avg)", chart::kColors[0]);
+    chart::legend_entry(c, px1 - 190, py0 + 20, 14, 6, "greedy eval", chart::kColors[1]);
     c.save_png(path);
 }
 

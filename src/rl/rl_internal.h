@@ -23,8 +23,6 @@ bool evaluate_during_training(const char* algo, TrainResult& res, const EnvFacto
                               int64_t episodes, uint64_t seed, double target, bool verbose,
                               int64_t step, Clock::time_point t0);
 
-std::string join_ints(const std::vector<int64_t>& v);
-std::vector<int64_t> split_ints(const std::string& s);
 Policy greedy_q_policy(std::shared_ptr<nn::Module> q);
 /// Greedy actions of the actor (argmax / the Gaussian mean clipped to the bounds), observations
 /// normalised by obs_rms when given.
@@ -36,14 +34,5 @@ Policy greedy_ac_policy(std::shared_ptr<ActorCritic> ac, std::vector<double> low
 /// unclipped actions for the rollout (`stored`, k floats per row) and their log-probabilities.
 Tensor sample_actions(const Tensor& out, const ActorCritic& ac, const Space& as, Generator& gen,
                       float* stored, float* log_prob);
-
-/// The tensor `name` of f, or an undefined tensor.
-Tensor find_tensor(const SafetensorsFile& f, const std::string& name);
-/// Metadata entry `key` as an integer; ValueError naming the checkpoint when it is missing.
-int64_t meta_int(const SafetensorsFile& f, const std::string& key, const std::string& path);
-/// sd's entries renamed prefix + name (contiguous, for save_safetensors).
-nn::NamedTensors prefixed(const std::string& prefix, const nn::NamedTensors& sd);
-/// The entries of f whose names start with prefix, the prefix removed.
-nn::NamedTensors with_prefix(const SafetensorsFile& f, const std::string& prefix);
 
 }  // namespace soma::rl::detail

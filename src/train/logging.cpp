@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "soma/image.h"
+#include "io/chart.h"
 #include "soma/train.h"
 
 namespace soma::train {
@@ -105,20 +105,6 @@ void write_metrics_csv(const std::string& path, const std::vector<EpochLog>& his
 }
 
 namespace {
-std::string tick_label(double v) {
-    char buf[32];
-    double a = std::fabs(v);
-    if (a != 0 && (a < 1e-3 || a >= 1e5))
-        std::snprintf(buf, sizeof buf, "%.1e", v);
-    else if (a < 1)
-        std::snprintf(buf, sizeof buf, "%.3f", v);
-    else if (a < 10)
-        std::snprintf(buf, sizeof buf, "%.2f", v);
-    else
-        std::snprintf(buf, sizeof buf, "%.0f", v);
-    return buf;
-}
-
 struct Series {
     std::string name;
     std::vector<double> x, y;
@@ -129,56 +115,19 @@ void panel(Canvas& c, int x0, int y0, int w, int h, const std::string& title,
            const std::vector<Series>& series, bool legend_bottom) {
     const int left = 60, bottom = 30, top = 24, right = 10;
     int px0 = x0 + left, px1 = x0 + w - right, py0 = y0 + top, py1 = y0 + h - bottom;
-    double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
+    chart::Bounds b;
     for (auto& s : series)
-        for (size_t i = 0; i < s.x.size(); ++i) {
-            if (!std::isfinite(s.y[i])) continue;
-            xmin = std::min(xmin, s.x[i]);
-            xmax = std::max(xmax, s.x[i]);
-            ymin = std::min(ymin, s.y[i]);
-            ymax = std::max(ymax, s.y[i]);
-        }
+        for (size_t i = 0; i < s.x.size(); ++i) b.add(s.x[i], s.y[i]);
     c.text(x0 + left, y0 + 6, title, 0x202020, 2);
-    c.rect(px0, py0, px1, py1, 0x404040);
-    if (!std::isfinite(xmin)) return;
-    if (xmax == xmin) xmax = xmin + 1;
-    double pad = (ymax - ymin) * 0.05;
-    if (pad == 0) pad = std::max(std::fabs(ymax) * 0.05, 1e-3);
-    ymin -= pad;
-    ymax += pad;
-    auto sx = [&](double x) { return px0 + (x - xmin) / (xmax - xmin) * (px1 - px0); };
-    auto sy = [&](double y) { return py1 - (y - ymin) / (ymax - ymin) * (py1 - py0); };
-    for (int i = 0; i <= 4; ++i) {  // y grid and labels
-        double v = ymin + (ymax - ymin) * i / 4;
-        int y = static_cast<int>(std::lround(sy(v)));
-        c.line(px0 + 1, y, px1 - 1, y, 0xe6e6e6);
-        std::string l = tick_label(v);
-        c.text(px0 - 6 - Canvas::text_width(l), y - 3, l, 0x404040);
+    if (b.empty()) {  // nothing to draw: an empty box
+        c.rect(px0, py0, px1, py1, 0x404040);
+        return;
     }
-    int nx = static_cast<int>(std::min(10.0, xmax - xmin));
-    for (int i = 0; i <= nx; ++i) {  // x ticks at whole epochs
-        double v = xmin + std::round((xmax - xmin) * i / std::max(nx, 1));
-        int x = static_cast<int>(std::lround(sx(v)));
-        c.line(x, py1, x, py1 + 4, 0x404040);
-        std::string l = std::to_string(static_cast<long long>(v));
-        c.text(x - Canvas::text_width(l) / 2, py1 + 8, l, 0x404040);
-    }
-    c.text((px0 + px1) / 2 - Canvas::text_width("epoch") / 2, py1 + 19, "epoch", 0x404040);
+    chart::Frame f = chart::axes(c, px0, py0, px1, py1, b, true, "epoch");
     int ly = legend_bottom ? py1 - 6 - 12 * static_cast<int>(series.size()) : py0 + 6;
     for (auto& s : series) {
-        bool any = false;
-        for (size_t i = 0; i < s.x.size(); ++i) {
-            if (!std::isfinite(s.y[i])) continue;
-            any = true;
-            if (i > 0 && std::isfinite(s.y[i - 1]))
-                c.line(sx(s.x[i - 1]), sy(s.y[i - 1]), sx(s.x[i]), sy(s.y[i]), s.color, 2);
-            int cx = static_cast<int>(std::lround(sx(s.x[i]))),
-                cy = static_cast<int>(std::lround(sy(s.y[i])));
-            c.rect(cx - 2, cy - 2, cx + 2, cy + 2, s.color, true);
-        }
-        if (!any) continue;
-        c.rect(px1 - 90, ly, px1 - 76, ly + 6, s.color, true);
-        c.text(px1 - 70, ly, s.name, 0x202020);
+        if (!chart::draw_series(c, f, s.x, s.y, s.color)) continue;
+        chart::legend_entry(c, px1 - 90, ly, 14, 6, s.name, s.color);
         ly += 12;
     }
 }
@@ -193,8 +142,9 @@ void plot_curves_png(const std::string& path, const std::vector<EpochLog>& h, Ta
         c.text(10, 6, title, 0x000000, 2);
         y0 = 24;
     }
-    Series tl{"train", {}, {}, 0x1f77b4}, vl{"val", {}, {}, 0xff7f0e};
-    Series tm{"train", {}, {}, 0x1f77b4}, vm{"val", {}, {}, 0xff7f0e};
+    const uint32_t blue = chart::kColors[0], orange = chart::kColors[1];
+    Series tl{"train", {}, {}, blue}, vl{"val", {}, {}, orange};
+    Series tm{"train", {}, {}, blue}, vm{"val", {}, {}, orange};
     for (auto& e : h) {
         double x = static_cast<double>(e.epoch);
         tl.x.push_back(x), tl.y.push_back(e.train_loss);
