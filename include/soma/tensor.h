@@ -12,11 +12,17 @@
 // Throws soma::ShapeError / DTypeError / IndexError / ValueError naming the op and the shapes.
 #pragma once
 
+#include <algorithm>
+#include <compare>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <initializer_list>
+#include <iterator>
 #include <memory>
 #include <ostream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -25,7 +31,214 @@
 
 namespace soma {
 
-using Shape = std::vector<int64_t>;
+/// Sizes, strides or a list of dims. Behaves like std::vector<int64_t> (and converts to and from
+/// it implicitly) but keeps up to 6 values inline, so making a tensor allocates no shape memory.
+///
+///     Shape s{2, 3};  s.push_back(4);  std::vector<int64_t> v = s;  // s == v
+class Shape {
+  public:
+    using value_type = int64_t;
+    using size_type = size_t;
+    using difference_type = std::ptrdiff_t;
+    using reference = int64_t&;
+    using const_reference = const int64_t&;
+    using pointer = int64_t*;
+    using const_pointer = const int64_t*;
+    using iterator = int64_t*;
+    using const_iterator = const int64_t*;
+    using reverse_iterator = std::reverse_iterator<iterator>;
+    using const_reverse_iterator = std::reverse_iterator<const_iterator>;
+
+    Shape() noexcept {}
+    explicit Shape(size_type n) { assign(n, 0); }
+    Shape(size_type n, int64_t value) { assign(n, value); }
+    Shape(std::initializer_list<int64_t> il) { assign(il.begin(), il.end()); }
+    template <std::input_iterator It>
+    Shape(It first, It last) {
+        assign(first, last);
+    }
+    Shape(const std::vector<int64_t>& v) { assign(v.begin(), v.end()); }  // NOLINT: implicit
+    Shape(const Shape& o) { assign(o.begin(), o.end()); }
+    Shape(Shape&& o) noexcept { take(o); }
+    ~Shape() { release(); }
+    Shape& operator=(const Shape& o) {
+        if (this != &o) assign(o.begin(), o.end());
+        return *this;
+    }
+    Shape& operator=(Shape&& o) noexcept {
+        if (this != &o) {
+            release();
+            take(o);
+        }
+        return *this;
+    }
+    Shape& operator=(std::initializer_list<int64_t> il) {
+        assign(il.begin(), il.end());
+        return *this;
+    }
+    operator std::vector<int64_t>() const { return std::vector<int64_t>(begin(), end()); }
+
+    // ---- access -----------------------------------------------------------------------------
+    size_type size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    size_type capacity() const noexcept { return cap_; }
+    size_type max_size() const noexcept { return UINT32_MAX; }
+    int64_t* data() noexcept { return data_; }
+    const int64_t* data() const noexcept { return data_; }
+    iterator begin() noexcept { return data_; }
+    iterator end() noexcept { return data_ + size_; }
+    const_iterator begin() const noexcept { return data_; }
+    const_iterator end() const noexcept { return data_ + size_; }
+    const_iterator cbegin() const noexcept { return data_; }
+    const_iterator cend() const noexcept { return data_ + size_; }
+    reverse_iterator rbegin() noexcept { return reverse_iterator(end()); }
+    reverse_iterator rend() noexcept { return reverse_iterator(begin()); }
+    const_reverse_iterator rbegin() const noexcept { return const_reverse_iterator(end()); }
+    const_reverse_iterator rend() const noexcept { return const_reverse_iterator(begin()); }
+    const_reverse_iterator crbegin() const noexcept { return rbegin(); }
+    const_reverse_iterator crend() const noexcept { return rend(); }
+    int64_t& operator[](size_type i) noexcept { return data_[i]; }
+    const int64_t& operator[](size_type i) const noexcept { return data_[i]; }
+    int64_t& at(size_type i) { return data_[checked(i)]; }
+    const int64_t& at(size_type i) const { return data_[checked(i)]; }
+    int64_t& front() noexcept { return data_[0]; }
+    const int64_t& front() const noexcept { return data_[0]; }
+    int64_t& back() noexcept { return data_[size_ - 1]; }
+    const int64_t& back() const noexcept { return data_[size_ - 1]; }
+
+    // ---- modifiers --------------------------------------------------------------------------
+    void reserve(size_type n) {
+        if (n > cap_) grow(n);
+    }
+    void shrink_to_fit() {}
+    void clear() noexcept { size_ = 0; }
+    void resize(size_type n) { resize(n, 0); }
+    void resize(size_type n, int64_t value) {
+        reserve(n);
+        for (size_type i = size_; i < n; ++i) data_[i] = value;
+        size_ = static_cast<uint32_t>(n);
+    }
+    void assign(size_type n, int64_t value) {
+        size_ = 0;
+        resize(n, value);
+    }
+    template <std::input_iterator It>
+    void assign(It first, It last) {
+        if constexpr (std::forward_iterator<It>) {
+            auto n = static_cast<size_type>(std::distance(first, last));
+            if (n > cap_) {
+                size_ = 0;
+                grow(n);
+            }
+            std::copy(first, last, data_);
+            size_ = static_cast<uint32_t>(n);
+        } else {
+            size_ = 0;
+            for (; first != last; ++first) push_back(*first);
+        }
+    }
+    void assign(std::initializer_list<int64_t> il) { assign(il.begin(), il.end()); }
+    void push_back(int64_t v) {
+        if (size_ == cap_) grow(size_ + 1);
+        data_[size_++] = v;
+    }
+    int64_t& emplace_back(int64_t v) {
+        push_back(v);
+        return back();
+    }
+    void pop_back() noexcept { --size_; }
+    iterator insert(const_iterator pos, int64_t v) { return insert(pos, size_type{1}, v); }
+    iterator insert(const_iterator pos, size_type n, int64_t v) {
+        size_type at = open_gap(pos, n);
+        std::fill_n(data_ + at, n, v);
+        return data_ + at;
+    }
+    template <std::input_iterator It>
+    iterator insert(const_iterator pos, It first, It last) {
+        Shape tmp(first, last);  // a copy first: the range may alias *this
+        size_type at = open_gap(pos, tmp.size());
+        std::copy(tmp.begin(), tmp.end(), data_ + at);
+        return data_ + at;
+    }
+    iterator insert(const_iterator pos, std::initializer_list<int64_t> il) {
+        return insert(pos, il.begin(), il.end());
+    }
+    iterator erase(const_iterator pos) { return erase(pos, pos + 1); }
+    iterator erase(const_iterator first, const_iterator last) {
+        auto at = static_cast<size_type>(first - data_);
+        auto n = static_cast<size_type>(last - first);
+        std::copy(data_ + at + n, data_ + size_, data_ + at);
+        size_ -= static_cast<uint32_t>(n);
+        return data_ + at;
+    }
+    void swap(Shape& o) noexcept {
+        Shape t(std::move(o));
+        o = std::move(*this);
+        *this = std::move(t);
+    }
+    friend void swap(Shape& a, Shape& b) noexcept { a.swap(b); }
+
+    friend bool operator==(const Shape& a, const Shape& b) noexcept {
+        if (a.size_ != b.size_) return false;  // a plain loop: std::equal calls memcmp
+        for (uint32_t i = 0; i < a.size_; ++i)
+            if (a.data_[i] != b.data_[i]) return false;
+        return true;
+    }
+    friend std::strong_ordering operator<=>(const Shape& a, const Shape& b) noexcept {
+        return std::lexicographical_compare_three_way(a.begin(), a.end(), b.begin(), b.end());
+    }
+
+  private:
+    static constexpr uint32_t kInline = 6;
+    int64_t* data_ = inline_;
+    uint32_t size_ = 0;
+    uint32_t cap_ = kInline;
+    int64_t inline_[kInline]{};
+
+    bool on_heap() const noexcept { return data_ != inline_; }
+    void release() noexcept {
+        if (on_heap()) delete[] data_;
+        data_ = inline_;
+        size_ = 0;
+        cap_ = kInline;
+    }
+    // *this is empty and inline.
+    void take(Shape& o) noexcept {
+        if (o.on_heap()) {
+            data_ = o.data_;
+            cap_ = o.cap_;
+            o.data_ = o.inline_;
+            o.cap_ = kInline;
+        } else {
+            std::memcpy(inline_, o.inline_, o.size_ * sizeof(int64_t));
+        }
+        size_ = o.size_;
+        o.size_ = 0;
+    }
+    void grow(size_type n) {
+        size_type c = std::max<size_type>(n, size_type{2} * cap_);
+        auto* p = new int64_t[c];
+        std::copy(data_, data_ + size_, p);
+        if (on_heap()) delete[] data_;
+        data_ = p;
+        cap_ = static_cast<uint32_t>(c);
+    }
+    size_type open_gap(const_iterator pos, size_type n) {
+        auto at = static_cast<size_type>(pos - data_);
+        reserve(size_ + n);
+        std::copy_backward(data_ + at, data_ + size_, data_ + size_ + n);
+        size_ += static_cast<uint32_t>(n);
+        return at;
+    }
+    size_type checked(size_type i) const {
+        if (i >= size_) throw std::out_of_range("Shape::at: index out of range");
+        return i;
+    }
+};
+
+/// Prints a shape as [2, 3] (as error messages do).
+std::ostream& operator<<(std::ostream& os, const Shape& s);
+
 inline constexpr int64_t kMaxDims = 8;
 
 struct TensorImpl;

@@ -40,8 +40,7 @@ Tensor add_grads(const Tensor& a, const Tensor& b, bool create_graph) {
     return add(a, b);
 }
 
-void accumulate_leaf(Node& node, Tensor g, bool create_graph) {
-    TensorImpl* leaf = node.leaf.get();
+void accumulate_leaf(TensorImpl* leaf, Tensor g, bool create_graph) {
     for (auto& h : leaf->hooks) {
         Tensor r = h(g);
         if (r.defined()) g = r;
@@ -156,8 +155,10 @@ void run_engine(const std::vector<std::shared_ptr<Node>>& roots,
                 for (size_t idx : it->second)
                     (*results)[idx] = add_grads((*results)[idx], g, create_graph);
         }
-        if (node->leaf) {
-            if (accumulate) accumulate_leaf(*node, std::move(g), create_graph);
+        if (node->accumulates) {
+            if (accumulate)
+                if (auto leaf = node->leaf.lock())  // else nobody can see the leaf's .grad
+                    accumulate_leaf(leaf.get(), std::move(g), create_graph);
             continue;
         }
         if (captures && !std::any_of(node->next.begin(), node->next.end(),

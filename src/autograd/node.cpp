@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "backend/backend.h"
+#include "core/pool.h"
 #include "soma/ops.h"
 
 namespace soma {
@@ -16,12 +17,13 @@ std::atomic<bool> g_anomaly{false};
 std::atomic<uint64_t> g_seq{0};
 
 // Iterative teardown. Destroying a node releases its children and its closure (whose captured
-// tensors hold further nodes). The outermost ~Node drains these in a loop; nested ones only
-// hand their parts over, so the stack depth stays constant however long the chain.
+// tensors hold further nodes). The outermost ~Node releases its own parts directly and then
+// drains what nested ones handed over, in a loop; nested ones only hand their parts over, so
+// the stack depth stays constant however long the chain.
 thread_local int tl_teardown_depth = 0;
 thread_local std::vector<std::shared_ptr<Node>> tl_pending_nodes;
 thread_local std::vector<BackwardFn> tl_pending_fns;
-thread_local std::vector<std::shared_ptr<TensorImpl>> tl_pending_impls;
+thread_local bool tl_pending_any = false;  // plain flag: cheaper to test than the vectors
 }  // namespace
 
 bool is_grad_enabled() { return tl_grad_enabled; }
@@ -36,29 +38,41 @@ BackwardScope::~BackwardScope() { tl_in_backward = prev_; }
 
 namespace {
 bool check_forward() { return autograd::is_anomaly_enabled() && !tl_in_backward; }
+
+// The outermost ~Node frees what nested ones handed over.
+void drain_pending() {
+    while (!tl_pending_nodes.empty() || !tl_pending_fns.empty()) {
+        if (!tl_pending_nodes.empty()) {
+            std::shared_ptr<Node> n = std::move(tl_pending_nodes.back());
+            tl_pending_nodes.pop_back();
+        } else {
+            BackwardFn f = std::move(tl_pending_fns.back());
+            tl_pending_fns.pop_back();
+        }
+    }
+    tl_pending_any = false;
+}
 }  // namespace
 
 Node::Node() : seq(g_seq.fetch_add(1, std::memory_order_relaxed)) {}
 
 Node::~Node() {
-    for (auto& n : next)
-        if (n) tl_pending_nodes.push_back(std::move(n));
-    if (backward) tl_pending_fns.push_back(std::move(backward));
-    if (leaf) tl_pending_impls.push_back(std::move(leaf));
-    if (tl_teardown_depth > 0) return;
-    ++tl_teardown_depth;
-    while (!tl_pending_nodes.empty() || !tl_pending_fns.empty() || !tl_pending_impls.empty()) {
-        if (!tl_pending_nodes.empty()) {
-            std::shared_ptr<Node> n = std::move(tl_pending_nodes.back());
-            tl_pending_nodes.pop_back();
-        } else if (!tl_pending_fns.empty()) {
-            BackwardFn f = std::move(tl_pending_fns.back());
-            tl_pending_fns.pop_back();
-        } else {
-            std::shared_ptr<TensorImpl> t = std::move(tl_pending_impls.back());
-            tl_pending_impls.pop_back();
+    if (tl_teardown_depth > 0) {
+        for (auto& n : next)
+            if (n) {
+                tl_pending_nodes.push_back(std::move(n));
+                tl_pending_any = true;
+            }
+        if (backward) {
+            tl_pending_fns.push_back(std::move(backward));
+            tl_pending_any = true;
         }
+        return;
     }
+    ++tl_teardown_depth;
+    next.clear();
+    backward = nullptr;
+    if (tl_pending_any) drain_pending();
     --tl_teardown_depth;
 }
 
@@ -71,12 +85,13 @@ void Node::release() {
 
 std::shared_ptr<Node> grad_accumulator(const Tensor& leaf) {
     TensorImpl* impl = leaf.impl();
-    if (auto acc = impl->grad_accumulator.lock()) return acc;
-    auto acc = std::make_shared<Node>();
+    if (impl->grad_accumulator) return impl->grad_accumulator;
+    auto acc = detail::make_pooled<Node>();
     acc->name = "AccumulateGrad";
+    acc->accumulates = true;
     acc->leaf = leaf.impl_ptr();
-    acc->shape = leaf.shape();
-    acc->dtype = leaf.dtype();
+    acc->shape = impl->shape;
+    acc->dtype = impl->dtype;
     impl->grad_accumulator = acc;
     return acc;
 }
@@ -114,21 +129,63 @@ void check_anomaly_forward(const char* name, const Tensor& out) {
                                                shape_str(out.shape()), ")"));
 }
 
+namespace {
+
+// The one body of record(): `input(i)` is the i-th input tensor.
+template <class Input>
+Tensor record_impl(const char* name, Tensor out, size_t n_inputs, Input input, BackwardFn& fn,
+                   std::span<const Tensor> saved) {
+    if (check_forward()) check_anomaly_forward(name, out);
+    if (!tl_grad_enabled) return out;
+    bool any = false;
+    for (size_t i = 0; i < n_inputs && !any; ++i) {
+        const TensorImpl* ti = input(i).impl();
+        any = ti && (ti->requires_grad || ti->grad_fn);
+    }
+    TensorImpl* oi = out.impl();
+    if (!any || !is_floating(oi->dtype)) return out;
+    auto node = detail::make_pooled<Node>();
+    node->name = name;
+    for (size_t i = 0; i < n_inputs; ++i) {
+        const Tensor& t = input(i);
+        node->next.push_back(t.defined() ? gradient_edge(t) : nullptr);
+    }
+    node->backward = std::move(fn);
+    if (!saved.empty()) {
+        node->saved.reserve(saved.size());
+        for (const Tensor& s : saved) node->saved.emplace_back(s.impl()->storage, s.version());
+    }
+    node->shape = oi->shape;
+    node->dtype = oi->dtype;
+    oi->grad_fn = std::move(node);
+    return out;
+}
+
+}  // namespace
+
+Tensor record_span(const char* name, Tensor out, std::span<const Tensor> inputs, BackwardFn fn,
+                   std::span<const Tensor> saved) {
+    return record_impl(
+        name, std::move(out), inputs.size(), [&](size_t i) -> const Tensor& { return inputs[i]; },
+        fn, saved);
+}
+
+Tensor record_refs(const char* name, Tensor out, std::initializer_list<const Tensor*> inputs,
+                   BackwardFn fn) {
+    const Tensor* const* in = inputs.begin();
+    return record_impl(name, std::move(out), inputs.size(),
+                       [&](size_t i) -> const Tensor& { return *in[i]; }, fn, {});
+}
+
+Tensor record(const char* name, Tensor out, std::initializer_list<Tensor> inputs, BackwardFn fn,
+              std::initializer_list<Tensor> saved) {
+    return record_span(name, std::move(out), std::span<const Tensor>(inputs.begin(), inputs.size()),
+                       std::move(fn), std::span<const Tensor>(saved.begin(), saved.size()));
+}
 Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn fn,
               const std::vector<Tensor>& saved) {
-    if (check_forward()) check_anomaly_forward(name, out);
-    if (!needs_grad(inputs) || !is_floating(out.dtype())) return out;
-    auto node = std::make_shared<Node>();
-    node->name = name;
-    node->next.reserve(inputs.size());
-    for (const Tensor& t : inputs) node->next.push_back(t.defined() ? gradient_edge(t) : nullptr);
-    node->backward = std::move(fn);
-    node->saved.reserve(saved.size());
-    for (const Tensor& s : saved) node->saved.emplace_back(s.impl()->storage, s.version());
-    node->shape = out.shape();
-    node->dtype = out.dtype();
-    out.impl()->grad_fn = std::move(node);
-    return out;
+    return record_span(name, std::move(out), std::span<const Tensor>(inputs), std::move(fn),
+                       std::span<const Tensor>(saved));
 }
 
 SavedOutput::SavedOutput(const Tensor& out) : data_(out.detach()) {}

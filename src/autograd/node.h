@@ -6,7 +6,9 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "core/tensor_impl.h"
@@ -16,9 +18,44 @@ namespace soma {
 
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad)>;
 
+/// A node's input edges: up to two inline (most ops), more on the heap.
+class Edges {
+  public:
+    using Ptr = std::shared_ptr<Node>;
+    void push_back(Ptr p) {
+        if (n_ < kInline) {
+            small_[n_++] = std::move(p);
+            return;
+        }
+        if (n_ == kInline)
+            for (auto& s : small_) big_.push_back(std::move(s));
+        big_.push_back(std::move(p));
+        ++n_;
+    }
+    size_t size() const { return n_; }
+    bool empty() const { return n_ == 0; }
+    Ptr* begin() { return n_ <= kInline ? small_ : big_.data(); }
+    Ptr* end() { return begin() + n_; }
+    const Ptr* begin() const { return n_ <= kInline ? small_ : big_.data(); }
+    const Ptr* end() const { return begin() + n_; }
+    Ptr& operator[](size_t i) { return begin()[i]; }
+    const Ptr& operator[](size_t i) const { return begin()[i]; }
+    void clear() {
+        for (auto& s : small_) s.reset();
+        big_.clear();
+        n_ = 0;
+    }
+
+  private:
+    static constexpr size_t kInline = 2;
+    Ptr small_[kInline];
+    std::vector<Ptr> big_;
+    size_t n_ = 0;
+};
+
 struct Node {
     const char* name = "";
-    std::vector<std::shared_ptr<Node>> next;  // per input; null when that input needs no grad
+    Edges next;  // per input; null when that input needs no grad
     BackwardFn backward;
     /// Saved tensors with their version when saved: backward refuses to run if any changed.
     std::vector<std::pair<std::shared_ptr<Storage>, uint64_t>> saved;
@@ -28,9 +65,11 @@ struct Node {
     DType dtype = DType::float32;
     uint64_t seq = 0;  // creation order; later nodes run first
     bool released = false;
-    // AccumulateGrad nodes (leaves): the leaf itself. Strong reference, as in PyTorch; the leaf
-    // holds only a weak pointer back.
-    std::shared_ptr<TensorImpl> leaf;
+    // AccumulateGrad nodes (leaves): `accumulates` is set and `leaf` is the leaf. The leaf owns
+    // its accumulator (so it is built once, not per op) and the node points back weakly: a leaf
+    // nobody holds any more has no observable .grad, so its gradient is dropped.
+    bool accumulates = false;
+    std::weak_ptr<TensorImpl> leaf;
 
     Node();
     ~Node();  // iterative teardown: a 100k-node chain must not overflow the stack
@@ -51,8 +90,17 @@ bool needs_grad(const std::vector<Tensor>& inputs);
 /// Attaches a backward node to `out` if any input requires grad (and grad mode is on).
 /// `saved` lists tensors captured by `fn` whose in-place modification must be detected.
 /// Returns `out`. Also runs the anomaly-mode forward check.
+Tensor record_span(const char* name, Tensor out, std::span<const Tensor> inputs, BackwardFn fn,
+                   std::span<const Tensor> saved);
+/// The usual call, record("op", out, {a, b}, fn): no vector is built for the braced lists.
+Tensor record(const char* name, Tensor out, std::initializer_list<Tensor> inputs, BackwardFn fn,
+              std::initializer_list<Tensor> saved = {});
 Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn fn,
               const std::vector<Tensor>& saved = {});
+/// As record(), with the inputs by address: no copies of the handles (no reference-count
+/// traffic), for the hottest ops. record_refs("add", std::move(out), {&a, &b}, fn).
+Tensor record_refs(const char* name, Tensor out, std::initializer_list<const Tensor*> inputs,
+                   BackwardFn fn);
 
 /// A saved output: captured without a strong reference cycle (output -> node -> output).
 /// get() reattaches the node while it is alive so double backward sees through it.

@@ -8,6 +8,7 @@
 
 #include "autograd/node.h"
 #include "backend/backend.h"
+#include "core/pool.h"
 #include "core/tensor_impl.h"
 #include "ops/op_util.h"
 #include "soma/autograd.h"
@@ -18,10 +19,95 @@ namespace soma {
 
 // ---- storage -------------------------------------------------------------------------------
 
-Storage::Storage(size_t n, Device d) : nbytes(n), device(d), backend(&backend_for(d)) {
-    data = backend->allocate(n);
+// Small CPU buffers (a 1-element tensor, a scalar) cycle through a per-thread free list in front
+// of the backend's caching allocator, whose mutex cost more than the rest of making the tensor.
+// Blocks are taken from the backend at their class size (64, 128, 256 or 512 bytes) and handed
+// back to it when a list is full and when the thread ends.
+namespace {
+
+constexpr size_t kSmallClasses = 4;
+constexpr size_t kSmallMaxBytes = size_t{64} << (kSmallClasses - 1);
+constexpr unsigned kSmallMaxPerClass = 1024;
+
+struct SmallBlock {
+    SmallBlock* next;
+};
+// Plain data (trivially destructible): usable during thread and program teardown.
+struct SmallBuffers {
+    SmallBlock* head[kSmallClasses];
+    unsigned count[kSmallClasses];
+    Backend* backend;  // the CPU backend, once this thread has cached a block
+    bool dead;         // the thread's Drain has run: bypass the lists
+};
+thread_local SmallBuffers tl_small{};
+
+size_t small_class(size_t n) { return n <= 64 ? 0 : n <= 128 ? 1 : n <= 256 ? 2 : 3; }
+size_t small_bytes(size_t cls) { return size_t{64} << cls; }
+
+struct SmallDrain {
+    ~SmallDrain() {
+        SmallBuffers& c = tl_small;
+        for (size_t k = 0; k < kSmallClasses; ++k) {
+            while (SmallBlock* b = c.head[k]) {
+                SOMA_UNPOISON(b, small_bytes(k));
+                c.head[k] = b->next;
+                c.backend->deallocate(b, small_bytes(k));
+            }
+            c.count[k] = 0;
+        }
+        c.dead = true;
+    }
+};
+
+void* small_take(Backend* backend, size_t n) {
+    SmallBuffers& c = tl_small;
+    size_t k = small_class(n);
+    if (SmallBlock* b = c.head[k]) {
+        SOMA_UNPOISON(b, small_bytes(k));
+        c.head[k] = b->next;
+        --c.count[k];
+        return b;
+    }
+    return backend->allocate(small_bytes(k));
 }
-Storage::~Storage() { backend->deallocate(data, nbytes); }
+
+void small_give(Backend* backend, void* p, size_t n) {
+    SmallBuffers& c = tl_small;
+    size_t k = small_class(n);
+    if (c.dead || c.count[k] >= kSmallMaxPerClass) {
+        backend->deallocate(p, small_bytes(k));
+        return;
+    }
+    if (!c.backend) {
+        thread_local SmallDrain drain;
+        (void)drain;
+        c.backend = backend;
+    }
+    auto* b = static_cast<SmallBlock*>(p);
+    b->next = c.head[k];
+    c.head[k] = b;
+    ++c.count[k];
+    SOMA_POISON(b, small_bytes(k));
+}
+
+}  // namespace
+
+Storage::Storage(size_t n, Device d) : nbytes(n), device(d), backend(&backend_for(d)) {
+    data = d.type == DeviceType::cpu && n <= kSmallMaxBytes ? small_take(backend, n)
+                                                            : backend->allocate(n);
+}
+Storage::~Storage() {
+    if (device.type == DeviceType::cpu && nbytes <= kSmallMaxBytes)
+        small_give(backend, data, nbytes);
+    else
+        backend->deallocate(data, nbytes);
+}
+
+std::ostream& operator<<(std::ostream& os, const Shape& s) {
+    os << '[';
+    for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+    return os << ']';
+}
 
 Shape contiguous_strides(const Shape& shape) {
     Shape s(shape.size());
@@ -40,20 +126,32 @@ int64_t shape_numel(const Shape& shape) {
 }
 
 Tensor make_tensor(const Shape& shape, DType dtype, Device device) {
-    SOMA_CHECK_SHAPE(static_cast<int64_t>(shape.size()) <= kMaxDims, "tensor: at most ", kMaxDims,
+    size_t nd = shape.size();
+    SOMA_CHECK_SHAPE(static_cast<int64_t>(nd) <= kMaxDims, "tensor: at most ", kMaxDims,
                      " dims are supported: got shape ", shape);
-    for (auto d : shape) SOMA_CHECK_SHAPE(d >= 0, "tensor: negative dimension in shape ", shape);
-    auto impl = std::make_shared<TensorImpl>();
-    impl->numel = shape_numel(shape);
-    impl->storage = std::make_shared<Storage>(impl->numel * dtype_size(dtype), device);
+    auto impl = detail::make_pooled<TensorImpl>();
     impl->shape = shape;
-    impl->strides = contiguous_strides(shape);
+    impl->strides.resize(nd);
+    // Contiguous strides and numel in one pass (as contiguous_strides and shape_numel).
+    int64_t numel = 1, acc = 1;
+    bool negative = false;
+    for (size_t i = nd; i-- > 0;) {
+        int64_t d = shape[i];
+        negative |= d < 0;
+        impl->strides[i] = acc;
+        acc *= std::max<int64_t>(d, 1);
+        numel *= d;
+    }
+    SOMA_CHECK_SHAPE(!negative, "tensor: negative dimension in shape ", shape);
+    impl->numel = numel;
     impl->dtype = dtype;
+    impl->storage = detail::make_pooled<Storage>(
+        static_cast<size_t>(numel) * TensorImpl::elem_size(dtype), device);
     return Tensor(std::move(impl));
 }
 
 Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset) {
-    auto impl = std::make_shared<TensorImpl>();
+    auto impl = detail::make_pooled<TensorImpl>();
     impl->storage = base.impl()->storage;
     impl->shape = shape;
     impl->strides = strides;

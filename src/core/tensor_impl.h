@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <vector>
 
@@ -41,12 +42,20 @@ struct TensorImpl {
     bool requires_grad = false;  // for leaves; non-leaves require grad iff grad_fn is set
     bool retains_grad = false;
     std::shared_ptr<Node> grad_fn;
-    std::weak_ptr<Node> grad_accumulator;  // for leaves that require grad
+    // For leaves that require grad: created on first use and kept (the node holds the leaf only
+    // weakly, so there is no cycle), so ops on a leaf don't build a new node every time.
+    std::shared_ptr<Node> grad_accumulator;
     Tensor grad;
     std::vector<TensorHook> hooks;  // leaf hooks (non-leaf hooks live on grad_fn)
 
     void* data() const {
-        return static_cast<char*>(storage->data) + offset * static_cast<int64_t>(dtype_size(dtype));
+        return static_cast<char*>(storage->data) + offset * static_cast<int64_t>(elem_size(dtype));
+    }
+    /// dtype_size, inline (every kernel call and every new tensor asks).
+    static size_t elem_size(DType t) {
+        constexpr size_t kSize[] = {4, 8, 8, 1};  // float32, float64, int64, bool
+        static_assert(std::size(kSize) == kNumDTypes);
+        return kSize[static_cast<int>(t)];
     }
 };
 

@@ -26,9 +26,27 @@ Tensor raw_cast(const Tensor& t, DType dt) {
     return out;
 }
 
+// result_type(a, b), with the common case (equal dtypes) answered inline.
+DType binary_result_type(const Tensor& a, const Tensor& b) {
+    const TensorImpl* ai = a.impl();
+    const TensorImpl* bi = b.impl();
+    if (ai && bi && ai->dtype == bi->dtype) return ai->dtype;
+    return result_type(a, b);  // also raises for undefined tensors
+}
+
 // out = a op b over the broadcast shape, computed in `compute`, stored as `out_dtype`.
 Tensor binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b, DType compute, DType out_dtype,
                      const char* name, double alpha = 1) {
+    const TensorImpl* ai = a.impl();
+    const TensorImpl* bi = b.impl();
+    if (ai && bi && ai->dtype == compute && bi->dtype == compute && ai->shape == bi->shape &&
+        ai->storage->device == bi->storage->device) {
+        // Same shape, dtype and device (the common case): no checks left to fail, no broadcast,
+        // no cast, no temporaries; the storage knows its backend.
+        Tensor out = make_tensor(ai->shape, out_dtype, ai->storage->device);
+        ai->storage->backend->binary(op, a, b, out, alpha);
+        return out;
+    }
     check_defined(a, name);
     check_defined(b, name);
     check_same_device(a, b, name);
@@ -47,12 +65,17 @@ Tensor scalar_operand(const Tensor& a, Scalar s) {
 
 // add: y = a + αb;  da = dy, db = α dy (each summed back to its shape)
 Tensor add(const Tensor& a, const Tensor& b, Scalar alpha) {
-    DType rt = result_type(a, b);
-    Tensor out = binary_kernel(BinaryOp::add, a, b, rt, rt, "add", alpha.to_double());
+    DType rt = binary_result_type(a, b);
     double al = alpha.to_double();
+    Tensor out = binary_kernel(BinaryOp::add, a, b, rt, rt, "add", al);
+    if (!needs_grad({&a, &b})) return record_refs("add", std::move(out), {}, nullptr);
+    const Shape& so = out.shape();
+    if (a.shape() == so && b.shape() == so)  // no broadcast: a closure small enough to stay inline
+        return record_refs("add", std::move(out), {&a, &b}, [al](const Tensor& g) {
+            return Grads{g, al == 1 ? g : g * al};
+        });
     Shape sa = a.shape(), sb = b.shape();
-    DType da = a.dtype(), db = b.dtype();
-    return record("add", out, {a, b}, [sa, sb, al, da, db](const Tensor& g) {
+    return record_refs("add", std::move(out), {&a, &b}, [sa, sb, al](const Tensor& g) {
         return Grads{sum_to(g, sa), sum_to(al == 1 ? g : g * al, sb)};
     });
 }
@@ -63,11 +86,17 @@ Tensor sub(const Tensor& a, const Tensor& b, Scalar alpha) {
     SOMA_CHECK_DTYPE(a.dtype() != DType::boolean && b.dtype() != DType::boolean,
                      "sub: subtraction with bool tensors is not supported (shapes ", a.shape(),
                      " and ", b.shape(), "). Use logical_xor.");
-    DType rt = result_type(a, b);
-    Tensor out = binary_kernel(BinaryOp::sub, a, b, rt, rt, "sub", alpha.to_double());
+    DType rt = binary_result_type(a, b);
     double al = alpha.to_double();
+    Tensor out = binary_kernel(BinaryOp::sub, a, b, rt, rt, "sub", al);
+    if (!needs_grad({&a, &b})) return record_refs("sub", std::move(out), {}, nullptr);
+    const Shape& so = out.shape();
+    if (a.shape() == so && b.shape() == so)  // no broadcast: a closure small enough to stay inline
+        return record_refs("sub", std::move(out), {&a, &b}, [al](const Tensor& g) {
+            return Grads{g, g * -al};
+        });
     Shape sa = a.shape(), sb = b.shape();
-    return record("sub", out, {a, b}, [sa, sb, al](const Tensor& g) {
+    return record_refs("sub", std::move(out), {&a, &b}, [sa, sb, al](const Tensor& g) {
         return Grads{sum_to(g, sa), sum_to(g * -al, sb)};
     });
 }
