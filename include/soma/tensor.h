@@ -289,6 +289,8 @@ class Tensor {
     Tensor detach() const;
     Tensor& detach_();
     /// hook(grad) runs when this tensor's gradient is computed; a defined return replaces it.
+    /// A leaf's hooks live on the leaf: if no handle to the leaf is left when backward runs, its
+    /// gradient has nowhere to go and its hooks do not run (PyTorch keeps such a leaf alive).
     void register_hook(std::function<Tensor(const Tensor&)> hook) const;
     /// Keeps .grad() for a non-leaf tensor after backward.
     void retain_grad() const;
