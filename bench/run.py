@@ -292,6 +292,10 @@ def main():
                 row["torch_setting"], row["torch"] = best
             if s and best and s.get(key) and best[1].get(key):
                 row["ratio"] = s[key] / best[1][key]
+                # Per-rep ratios (rep i of Soma against rep i of PyTorch's winning setting, run
+                # minutes apart): on a noisy host their spread says more than one median.
+                pairs = zip(s["runs"], best[1]["runs"])
+                row["ratio_reps"] = [a / b for a, b in pairs if a and b]
             peak = peak_core * t
             for side in ("soma", "torch"):
                 d = row[side]
@@ -373,6 +377,9 @@ def render_markdown(meta, results, micro, errors, threads):
         if r["ratio"] is not None:
             ratio = (f"{r['ratio']:.2f}× (throughput, higher better)" if r["higher_is_better"]
                      else f"{r['ratio']:.2f}× (latency, lower better)")
+            reps = r.get("ratio_reps") or []
+            if len(reps) > 1:
+                ratio += f"; reps {min(reps):.2f}-{max(reps):.2f}×"
 
         def gf(d):
             if "share_of_peak" not in d:
