@@ -13,10 +13,14 @@ counts (the winner is recorded):
   plain       torch.set_num_threads(T), nothing else set
   passive     OMP_WAIT_POLICY=PASSIVE, torch.set_num_threads(T)
   omp1+blasT  torch.set_num_threads(1), OPENBLAS_NUM_THREADS=T
-Reps are interleaved (rep 1 of everything, then rep 2, ...) so that a change in machine load
-hits both sides alike. Prints a markdown table; writes <out>/latest.json and <out>/latest.md.
+Runs are interleaved as tightly as the peers allow: for each rep, thread count and workload, a
+Soma run and then PyTorch's run(s) of the same workload (the order of the two sides alternates
+from rep to rep), so that a change in the machine's speed hits both sides of a ratio alike.
+PyTorch runs in one long-lived torch_bench.py --serve process per setting (imported once,
+each run in a fork of it). Prints a markdown table; writes <out>/latest.json and <out>/latest.md.
 """
 import argparse
+import select
 import datetime
 import json
 import os
@@ -231,33 +235,73 @@ def main():
     soma_runs = {}   # (workload, threads) -> [json]
     torch_runs = {}  # (workload, threads, setting) -> [json]
     errors = []
-    for rep in range(args.reps):
-        for t in threads:
-            for w in workloads + SOMA_ONLY:
-                lines, err = run_cmd([soma, "bench", w, "--threads", str(t), "--seconds",
-                                      str(args.seconds)], dict(os.environ), timeout)
-                if err:
-                    errors.append(err)
-                for j in lines:
-                    soma_runs.setdefault((w, t), []).append(j)
-                    key = metric_of(w)[0]
-                    log(f"[rep {rep + 1}/{args.reps}] soma  {w:15s} t={t}: {j.get(key)}")
-            if not use_torch:
-                continue
-            for name, extra, intra in torch_settings(t):
-                cmd = [TORCH_PY, TORCH_BENCH, *workloads, "--threads", str(t), "--intra-op",
-                       str(intra), "--seconds", str(args.seconds), "--setting", name]
-                lines, err = run_cmd(cmd, torch_env(extra), timeout * len(workloads))
-                if err:
-                    errors.append(err)
-                for j in lines:
-                    if "error" in j:
-                        errors.append(f"torch {name} {j.get('workload')}: {j['error']}")
-                        continue
-                    w = j["workload"]
-                    torch_runs.setdefault((w, t, name), []).append(j)
-                    key = metric_of(w)[0]
-                    log(f"[rep {rep + 1}/{args.reps}] torch {w:15s} t={t} {name}: {j.get(key)}")
+    servers = {}  # (threads, setting) -> Popen of torch_bench.py --serve
+
+    def torch_run(t, name, extra, intra, w):
+        """One PyTorch run of workload w in the server for (t, name): its JSON lines, error."""
+        key = (t, name)
+        p = servers.get(key)
+        if p is None or p.poll() is not None:
+            cmd = [TORCH_PY, TORCH_BENCH, "--serve", "--threads", str(t), "--intra-op",
+                   str(intra), "--seconds", str(args.seconds), "--setting", name]
+            p = subprocess.Popen(cmd, env=torch_env(extra), stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                 bufsize=1)
+            servers[key] = p
+        try:
+            p.stdin.write(w + "\n")
+            p.stdin.flush()
+            ready, _, _ = select.select([p.stdout], [], [], timeout)
+            line = p.stdout.readline() if ready else ""
+        except (BrokenPipeError, OSError) as e:
+            line, ready = "", [str(e)]
+        if not line:
+            p.kill()
+            servers.pop(key, None)
+            why = "timed out" if not ready else "exited"
+            return [], f"torch {name} {w} t={t}: {why}"
+        return parse_lines(line), None
+
+    def soma_side(rep, t, w):
+        lines, err = run_cmd([soma, "bench", w, "--threads", str(t), "--seconds",
+                              str(args.seconds)], dict(os.environ), timeout)
+        if err:
+            errors.append(err)
+        for j in lines:
+            soma_runs.setdefault((w, t), []).append(j)
+            log(f"[rep {rep + 1}/{args.reps}] soma  {w:15s} t={t}: {j.get(metric_of(w)[0])}")
+
+    def torch_side(rep, t, w):
+        for name, extra, intra in torch_settings(t):
+            lines, err = torch_run(t, name, extra, intra, w)
+            if err:
+                errors.append(err)
+            for j in lines:
+                if "error" in j:
+                    errors.append(f"torch {name} {j.get('workload')}: {j['error']}")
+                    continue
+                torch_runs.setdefault((w, t, name), []).append(j)
+                log(f"[rep {rep + 1}/{args.reps}] torch {w:15s} t={t} {name}: "
+                    f"{j.get(metric_of(w)[0])}")
+
+    try:
+        for rep in range(args.reps):
+            for t in threads:
+                for w in SOMA_ONLY:
+                    soma_side(rep, t, w)
+                for w in workloads:
+                    sides = [soma_side] + ([torch_side] if use_torch else [])
+                    if rep % 2 == 1:
+                        sides.reverse()
+                    for side in sides:
+                        side(rep, t, w)
+    finally:
+        for p in servers.values():
+            try:
+                p.stdin.close()
+                p.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                p.kill()
 
     micro, micro_err = (None, None) if args.no_micro else run_micro(args.build, 0.2)
     if micro_err:

@@ -3,6 +3,8 @@
 // gradients, and the weight-gradient op's own backward (double backward), on geometries with
 // stride, padding, dilation, groups (depthwise too), non-square shapes, output_padding and
 // batch 1. The reference path is forced with the internal soma::conv::set_use_dnnl.
+// The Winograd path for 4x4 stride-2 convolutions (src/nn/conv_winograd.cpp) is checked the
+// same way, against the reference and against oneDNN, on the geometries it takes.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,6 +20,9 @@ namespace soma::conv {  // internal (src/nn/conv_dnnl.h)
 void set_use_dnnl(bool on);
 bool use_dnnl();
 uint64_t dnnl_conv_calls();
+void set_use_winograd(bool on);
+bool use_winograd();
+uint64_t winograd_calls();
 }  // namespace soma::conv
 
 namespace soma {
@@ -35,16 +40,27 @@ struct Case {
     bool transposed = false, bias = true;
 };
 
-// Restores the routing when a test ends.
+// Which float32 path a run takes: the im2col reference, oneDNN (Winograd off), or Winograd
+// where it applies (oneDNN elsewhere).
+enum class Path { ref, dnnl, winograd };
+
+// Sets the routing for a scope and restores it when the scope ends.
 class DnnlGuard {
   public:
-    explicit DnnlGuard(bool on) : prev_(conv::use_dnnl()) { conv::set_use_dnnl(on); }
-    ~DnnlGuard() { conv::set_use_dnnl(prev_); }
+    explicit DnnlGuard(Path p) : prev_(conv::use_dnnl()), prev_wino_(conv::use_winograd()) {
+        conv::set_use_dnnl(p != Path::ref);
+        conv::set_use_winograd(p == Path::winograd);
+    }
+    explicit DnnlGuard(bool dnnl) : DnnlGuard(dnnl ? Path::dnnl : Path::ref) {}
+    ~DnnlGuard() {
+        conv::set_use_dnnl(prev_);
+        conv::set_use_winograd(prev_wino_);
+    }
     DnnlGuard(const DnnlGuard&) = delete;
     DnnlGuard& operator=(const DnnlGuard&) = delete;
 
   private:
-    bool prev_;
+    bool prev_, prev_wino_;
 };
 
 Tensor apply(const Case& c, const Tensor& x, const Tensor& w, const Tensor& b) {
@@ -62,8 +78,8 @@ Tensor apply(const Case& c, const Tensor& x, const Tensor& w, const Tensor& b) {
 
 // {y, dx, dw, db (when bias), ddy} in float64: y = op(x, w, b), the gradients for the upstream
 // gradient gy, and d<dw, v>/d(gy) (the weight-gradient op's backward, i.e. conv again).
-std::vector<std::vector<double>> run(const Case& c, DType dt, bool dnnl, uint64_t seed) {
-    DnnlGuard guard(dnnl);
+std::vector<std::vector<double>> run(const Case& c, DType dt, Path path, uint64_t seed) {
+    DnnlGuard guard(path);
     manual_seed(seed);
     const int64_t out_ch = c.transposed ? c.w[1] * c.groups : c.w[0];
     Tensor x = randn(c.x, {.dtype = DType::float64}).to(dt).requires_grad_();
@@ -211,11 +227,11 @@ class ConvDnnl : public ::testing::TestWithParam<Case> {};
 TEST_P(ConvDnnl, MatchesReference) {
     const Case& c = GetParam();
     const uint64_t calls = conv::dnnl_conv_calls();
-    const auto fast = run(c, DType::float32, true, 7);
+    const auto fast = run(c, DType::float32, Path::dnnl, 7);
     // Forward, input grad, weight grad, the weight grad's backward: every pass on oneDNN.
     EXPECT_GE(conv::dnnl_conv_calls() - calls, 4u) << c.name << " fell back to im2col";
-    const auto ref32 = run(c, DType::float32, false, 7);
-    const auto ref64 = run(c, DType::float64, false, 7);
+    const auto ref32 = run(c, DType::float32, Path::ref, 7);
+    const auto ref64 = run(c, DType::float64, Path::ref, 7);
     expect_close(fast, ref32, 1e-4, c.name + " vs im2col float32");
     expect_close(fast, ref64, 1e-4, c.name + " vs im2col float64");
 }
@@ -236,7 +252,7 @@ TEST(ConvDnnlCache, RepeatedCallsAgree) {
     EXPECT_EQ(y1.to_vector<float>(), y2.to_vector<float>());
     Tensor x2 = randn({64, 32, 14, 14});
     Tensor y3 = F::conv2d(x2, w, b, {.padding = {1, 1}});
-    conv::set_use_dnnl(false);
+    DnnlGuard ref(Path::ref);
     Tensor r3 = F::conv2d(x2, w, b, {.padding = {1, 1}});
     const auto a = y3.to_vector<float>(), r = r3.to_vector<float>();
     double err = 0;
@@ -249,10 +265,112 @@ TEST(ConvDnnlCache, RepeatedCallsAgree) {
 TEST(ConvDnnlCache, ThreadCounts) {
     const int prev = get_num_threads();
     const Case c{.name = "threads", .x = {5, 16, 12, 12}, .w = {24, 16, 3, 3}, .padding = {1, 1}};
-    const auto ref = run(c, DType::float64, false, 9);
+    const auto ref = run(c, DType::float64, Path::ref, 9);
     for (int t : {1, 2, 3}) {
         set_num_threads(t);
-        expect_close(run(c, DType::float32, true, 9), ref, 1e-4, "threads " + std::to_string(t));
+        expect_close(run(c, DType::float32, Path::dnnl, 9), ref, 1e-4,
+                     "threads " + std::to_string(t));
+    }
+    set_num_threads(prev);
+}
+
+// ---- Winograd F(4x4, 2x2) for 4x4 stride-2 convolutions ----------------------------------
+
+std::vector<Case> winograd_cases() {
+    const Arr2 s2{2, 2}, p1{1, 1};
+    return {
+        {.name = "d16_24", .x = {3, 16, 14, 14}, .w = {24, 16, 4, 4}, .stride = s2, .padding = p1},
+        // Odd and non-square inputs: partial tiles at the bottom and right edges.
+        {.name = "odd", .x = {2, 16, 15, 9}, .w = {16, 16, 4, 4}, .stride = s2, .padding = p1},
+        {.name = "tiny", .x = {1, 16, 2, 2}, .w = {16, 16, 4, 4}, .stride = s2, .padding = p1},
+        {.name = "b1_28", .x = {1, 32, 28, 28}, .w = {64, 32, 4, 4}, .stride = s2, .padding = p1},
+        // The bench's DCGAN: the discriminator's second conv and the generator's first
+        // transposed conv (its forward is the input-gradient pass).
+        {.name = "gan_d2",
+         .x = {2, 64, 14, 14},
+         .w = {128, 64, 4, 4},
+         .stride = s2,
+         .padding = p1,
+         .bias = false},
+        {.name = "gan_g1",
+         .x = {2, 128, 7, 7},
+         .w = {128, 64, 4, 4},
+         .stride = s2,
+         .padding = p1,
+         .transposed = true},
+        {.name = "t_outpad",
+         .x = {2, 16, 5, 5},
+         .w = {16, 24, 4, 4},
+         .stride = s2,
+         .padding = p1,
+         .output_padding = {1, 1},
+         .transposed = true},
+    };
+}
+
+class ConvWinograd : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ConvWinograd, MatchesReferenceAndOneDnn) {
+    const Case& c = GetParam();
+    const uint64_t calls = conv::winograd_calls();
+    const auto wino = run(c, DType::float32, Path::winograd, 11);
+    // Forward, input grad, weight grad, the weight grad's backward: every pass on Winograd.
+    EXPECT_GE(conv::winograd_calls() - calls, 4u) << c.name << " did not take the Winograd path";
+    const auto ref64 = run(c, DType::float64, Path::ref, 11);
+    const auto dnnl = run(c, DType::float32, Path::dnnl, 11);
+    // Rounding: a few float32 ulps of each output's scale (1e-5 relative seen; direct: 2e-6).
+    expect_close(wino, ref64, 5e-5, c.name + " vs im2col float64");
+    expect_close(wino, dnnl, 5e-5, c.name + " vs oneDNN");
+}
+
+INSTANTIATE_TEST_SUITE_P(Geometries, ConvWinograd, ::testing::ValuesIn(winograd_cases()),
+                         [](const auto& info) { return info.param.name; });
+
+// Geometries it must leave to oneDNN: other kernels, strides, paddings, groups, dilation,
+// channel counts that are not multiples of 8 or below 16.
+TEST(ConvWinogradRouting, DeclinesOtherGeometries) {
+    DnnlGuard guard(Path::winograd);
+    const Arr2 s2{2, 2}, p1{1, 1};
+    const std::vector<Case> other = {
+        {.name = "k3", .x = {1, 16, 8, 8}, .w = {16, 16, 3, 3}, .stride = s2, .padding = p1},
+        {.name = "s1", .x = {1, 16, 8, 8}, .w = {16, 16, 4, 4}, .padding = p1},
+        {.name = "p0", .x = {1, 16, 8, 8}, .w = {16, 16, 4, 4}, .stride = s2},
+        {.name = "c8", .x = {1, 8, 8, 8}, .w = {16, 8, 4, 4}, .stride = s2, .padding = p1},
+        {.name = "c20", .x = {1, 20, 8, 8}, .w = {16, 20, 4, 4}, .stride = s2, .padding = p1},
+        {.name = "g2",
+         .x = {1, 32, 8, 8},
+         .w = {32, 16, 4, 4},
+         .stride = s2,
+         .padding = p1,
+         .groups = 2},
+        {.name = "dil",
+         .x = {1, 16, 12, 12},
+         .w = {16, 16, 4, 4},
+         .stride = s2,
+         .padding = p1,
+         .dilation = {2, 2}},
+    };
+    for (const Case& c : other) {
+        const uint64_t calls = conv::winograd_calls();
+        manual_seed(1);
+        Tensor y = apply(c, randn(c.x), randn(c.w), Tensor());
+        EXPECT_EQ(conv::winograd_calls(), calls) << c.name;
+        EXPECT_GT(y.numel(), 0) << c.name;
+    }
+}
+
+// 1, 2 and 3 threads agree with the reference, and a repeated call gives the same bits.
+TEST(ConvWinogradRouting, ThreadCountsAndRepeats) {
+    const int prev = get_num_threads();
+    const Arr2 s2{2, 2}, p1{1, 1};
+    const Case c{
+        .name = "threads", .x = {5, 16, 12, 12}, .w = {24, 16, 4, 4}, .stride = s2, .padding = p1};
+    const auto ref = run(c, DType::float64, Path::ref, 9);
+    for (int t : {1, 2, 3}) {
+        set_num_threads(t);
+        const auto a = run(c, DType::float32, Path::winograd, 9);
+        expect_close(a, ref, 5e-5, "threads " + std::to_string(t));
+        EXPECT_EQ(a, run(c, DType::float32, Path::winograd, 9)) << "threads " << t;
     }
     set_num_threads(prev);
 }

@@ -403,6 +403,9 @@ def main():
     ap.add_argument("--reps", type=int, default=1, help="repetitions (one line each)")
     ap.add_argument("--setting", default="plain", help="label for the thread setting")
     ap.add_argument("--list", action="store_true", help="list the workloads")
+    ap.add_argument("--serve", action="store_true",
+                    help="read workload names from stdin, one per line, and answer each with "
+                         "its JSON line (bench/run.py keeps one such process per setting)")
     args = ap.parse_args()
     if args.list:
         print("\n".join(WORKLOADS))
@@ -414,6 +417,16 @@ def main():
         return 2
     import torch  # imported once; every run is a fork of this process
 
+    if args.serve:
+        for raw in sys.stdin:
+            w = raw.strip()
+            if not w:
+                continue
+            if w not in WORKLOADS:
+                print(json.dumps({"workload": w, "error": "unknown workload"}), flush=True)
+                continue
+            print(run_in_child(torch, w, args), flush=True)
+        return 0
     rc = 0
     for _ in range(args.reps):
         for w in workloads:

@@ -17,6 +17,7 @@
 
 #include "backend/cpu/parallel_for.h"
 #include "nn/conv_dnnl.h"
+#include "nn/conv_winograd.h"
 
 namespace soma::conv {
 namespace {
@@ -165,7 +166,7 @@ void rows_to_images(const T* m, int64_t nb, int64_t o, int64_t p, const T* b, T*
 template <class T>
 void conv2d_forward(Backend& be, const ConvGeom& g, const T* x, const T* w, const T* b, T* y) {
     if constexpr (std::is_same_v<T, float>)
-        if (dnnl_conv2d_forward(g, x, w, b, y)) return;
+        if (wino_conv2d_forward(be, g, x, w, b, y) || dnnl_conv2d_forward(g, x, w, b, y)) return;
     const int64_t og = g.o / g.groups, cg = g.c / g.groups, kg = cg * g.kh * g.kw;
     const int64_t plane = g.ho * g.wo, in_img = g.c * g.h * g.w, out_img = g.o * plane;
     const int64_t chunk = chunk_images(g);
@@ -197,7 +198,8 @@ void conv2d_forward(Backend& be, const ConvGeom& g, const T* x, const T* w, cons
 template <class T>
 void conv2d_input_grad(Backend& be, const ConvGeom& g, const T* dy, const T* w, const T* b, T* dx) {
     if constexpr (std::is_same_v<T, float>)
-        if (dnnl_conv2d_input_grad(g, dy, w, b, dx)) return;
+        if (wino_conv2d_input_grad(be, g, dy, w, b, dx) || dnnl_conv2d_input_grad(g, dy, w, b, dx))
+            return;
     const int64_t og = g.o / g.groups, cg = g.c / g.groups, kg = cg * g.kh * g.kw;
     const int64_t plane = g.ho * g.wo, in_img = g.c * g.h * g.w, out_img = g.o * plane;
     const int64_t chunk = chunk_images(g);
@@ -245,7 +247,8 @@ void conv2d_input_grad(Backend& be, const ConvGeom& g, const T* dy, const T* w, 
 template <class T>
 void conv2d_weight_grad(Backend& be, const ConvGeom& g, const T* x, const T* dy, T* dw) {
     if constexpr (std::is_same_v<T, float>)
-        if (dnnl_conv2d_weight_grad(g, x, dy, dw)) return;
+        if (wino_conv2d_weight_grad(be, g, x, dy, dw) || dnnl_conv2d_weight_grad(g, x, dy, dw))
+            return;
     const int64_t og = g.o / g.groups, cg = g.c / g.groups, kg = cg * g.kh * g.kw;
     const int64_t plane = g.ho * g.wo, in_img = g.c * g.h * g.w, out_img = g.o * plane;
     const int64_t chunk = chunk_images(g);

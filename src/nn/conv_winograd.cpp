@@ -1,0 +1,528 @@
+// Winograd F(4x4, 2x2) for 4x4 stride-2 convolutions (see conv_winograd.h).
+//
+// Notation: the input, zero-padded by 1, is read space-to-depth as z[(r, s, c), u, v] =
+// xpad[c, 2u + r, 2v + s] (C' = 4C channels), the weight as w'[o, (r, s, c), a, b] =
+// w[o, c, 2a + r, 2b + s] (2x2), and y = z ⋆ w' (stride 1). Output tile (ti, tj) covers
+// y[4ti .. 4ti + 3, 4tj .. 4tj + 3] and reads the 5x5 patch of z at (4ti, 4tj). With the 1-D
+// matrices Bᵀ (5x5), G (5x2) and Aᵀ (4x5):
+//   V[t][ξ][c'] = (Bᵀ d B)_ξ            input transform, d = z's patch of tile t
+//   U[ξ][c'][o] = (G w' Gᵀ)_ξ           weight transform
+//   M[t][ξ][o]  = Σ_c' V[t][ξ][c'] U[ξ][c'][o]       25 GEMMs (rows t strided by 25)
+//   Y_t = Aᵀ M_t A                      output transform (positions past Ho, Wo dropped)
+// The backward passes are the adjoints of these linear maps: dM = A dY Aᵀ, dV = dM Uᵀ
+// (GEMMs), dz = B dV Bᵀ scattered back (neighbouring patches share a row / column), and
+// dU = Vᵀ dM (GEMMs), dw' = Gᵀ dU G. ξ = 5α + β indexes the 25 transformed positions.
+//
+// Data transforms run on 8 channels at a time (AVX2) in channels-last copies of each image;
+// images are split over Soma's threads, and the GEMMs go through Backend::gemm (which splits
+// them over the same threads). Every output element is written by one thread, so results
+// depend only on the thread count.
+#include "nn/conv_winograd.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "backend/cpu/parallel_for.h"
+#include "nn/conv_dnnl.h"
+#include "soma/parallel.h"
+
+namespace soma::conv {
+namespace {
+
+typedef float v8 __attribute__((vector_size(32)));
+
+// Points 0, 1, -1, 2, infinity. Rows of Bᵀ are scaled to integers (the scale moved into G).
+constexpr float kBT[5][5] = {
+    {2, -1, -2, 1, 0}, {0, 2, 1, -1, 0}, {0, -2, 3, -1, 0}, {0, -1, 0, 1, 0}, {0, 2, -1, -2, 1}};
+constexpr float kG[5][2] = {
+    {0.5f, 0.0f}, {0.5f, 0.5f}, {1.0f / 6, -1.0f / 6}, {1.0f / 6, 1.0f / 3}, {0.0f, 1.0f}};
+constexpr float kAT[4][5] = {{1, 1, 1, 1, 0}, {0, 1, -1, 2, 0}, {0, 1, 1, 4, 0}, {0, 1, -1, 8, 1}};
+
+std::atomic<bool>& flag() {
+    static std::atomic<bool> on{[] {
+        const char* e = std::getenv("SOMA_CONV_WINOGRAD");
+        return !(e && std::strcmp(e, "0") == 0);
+    }()};
+    return on;
+}
+
+std::atomic<uint64_t>& served() {
+    static std::atomic<uint64_t> n{0};
+    return n;
+}
+
+bool have_avx2() {
+    static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return ok;
+}
+
+// Per-thread scratch buffers (kept between calls; slot: which buffer).
+float* scratch(int slot, int64_t n) {
+    thread_local std::vector<float> bufs[8];
+    std::vector<float>& b = bufs[slot];
+    if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
+    return b.data();
+}
+
+struct Plan {
+    int64_t n, c, o, h, w, ho, wo;
+    int64_t th, tw;  // tiles per column / row
+    int64_t hp, wp;  // rows / columns of the padded input that the patches read
+    int64_t tiles_img() const { return th * tw; }
+    int64_t t_all() const { return n * th * tw; }
+    int64_t cp() const { return 4 * c; }
+};
+
+Plan plan_of(const ConvGeom& g) {
+    Plan p{};
+    p.n = g.n;
+    p.c = g.c;
+    p.o = g.o;
+    p.h = g.h;
+    p.w = g.w;
+    p.ho = g.ho;
+    p.wo = g.wo;
+    p.th = (g.ho + 3) / 4;
+    p.tw = (g.wo + 3) / 4;
+    p.hp = 2 * (4 * p.th + 1);
+    p.wp = 2 * (4 * p.tw + 1);
+    return p;
+}
+
+#define SOMA_UNROLL _Pragma("GCC unroll 8")
+
+__attribute__((target("avx2,fma"), always_inline)) inline v8 load8(const float* p) {
+    v8 v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+__attribute__((target("avx2,fma"), always_inline)) inline void store8(float* p, const v8& v) {
+    std::memcpy(p, &v, sizeof v);
+}
+
+// d[j·ldd + i] = s[i·lds + j] for an 8x8 block (AVX2 unpack / shuffle / lane permute).
+__attribute__((target("avx2,fma"), always_inline)) inline void transpose8x8(const float* s,
+                                                                            int64_t lds, float* d,
+                                                                            int64_t ldd) {
+    __m256 r[8], t[8];
+    for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(s + k * lds);
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+    }
+    for (int k = 0; k < 8; k += 4) {
+        r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+        r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
+        r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+        r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; ++k) {
+        _mm256_storeu_ps(d + k * ldd, _mm256_permute2f128_ps(r[k], r[k + 4], 0x20));
+        _mm256_storeu_ps(d + (k + 4) * ldd, _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
+    }
+}
+
+// dst[j·ldd + i] = src[i·lds + j] for a rows x cols matrix.
+__attribute__((target("avx2,fma"))) void transpose(const float* src, int64_t rows, int64_t cols,
+                                                   int64_t lds, float* dst, int64_t ldd) {
+    int64_t i = 0;
+    for (; i + 8 <= rows; i += 8) {
+        int64_t j = 0;
+        for (; j + 8 <= cols; j += 8) transpose8x8(src + i * lds + j, lds, dst + j * ldd + i, ldd);
+        for (; j < cols; ++j)
+            for (int64_t k = i; k < i + 8; ++k) dst[j * ldd + k] = src[k * lds + j];
+    }
+    for (; i < rows; ++i)
+        for (int64_t j = 0; j < cols; ++j) dst[j * ldd + i] = src[i * lds + j];
+}
+
+// xp[hp][wp][C] = x (one image, [C][H][W]) shifted by the padding of 1, zeros elsewhere.
+__attribute__((target("avx2,fma"))) void pad_to_channels_last(const Plan& p, const float* x,
+                                                              float* xp) {
+    std::memset(xp, 0, sizeof(float) * static_cast<size_t>(p.hp * p.wp * p.c));
+    // x [C][H·W] -> [H·W][C] in one transpose (few partial blocks), then row by row into xp
+    // (p.hp > p.h and p.wp > p.w: the padded patches cover the whole input).
+    float* t = scratch(6, p.h * p.w * p.c);
+    transpose(x, p.c, p.h * p.w, p.h * p.w, t, p.c);
+    for (int64_t i = 0; i < p.h; ++i)
+        std::memcpy(xp + ((i + 1) * p.wp + 1) * p.c, t + i * p.w * p.c,
+                    sizeof(float) * static_cast<size_t>(p.w * p.c));
+}
+
+// V[t0 + t][ξ][c'] for the tiles of one image, from its padded channels-last copy.
+__attribute__((target("avx2,fma"))) void input_transform(const Plan& p, const float* xp, int64_t t0,
+                                                         float* V) {
+    const int64_t C = p.c, CP = p.cp();
+    for (int64_t ti = 0; ti < p.th; ++ti)
+        for (int64_t tj = 0; tj < p.tw; ++tj) {
+            const int64_t t = t0 + ti * p.tw + tj;
+            for (int rs = 0; rs < 4; ++rs) {
+                const int r = rs >> 1, s = rs & 1;
+                for (int64_t cb = 0; cb < C; cb += 8) {
+                    v8 d[5][5], m[5][5];
+                    SOMA_UNROLL for (int u = 0; u < 5; ++u) SOMA_UNROLL for (int v = 0; v < 5;
+                                                                             ++v) d[u][v] =
+                        load8(xp + ((2 * (4 * ti + u) + r) * p.wp + 2 * (4 * tj + v) + s) * C + cb);
+                    SOMA_UNROLL for (int a = 0; a < 5; ++a)
+                        SOMA_UNROLL for (int v = 0; v < 5; ++v) {
+                        v8 acc = d[0][v] * kBT[a][0];
+                        SOMA_UNROLL for (int u = 1; u < 5; ++u) if (kBT[a][u] != 0.0f) acc +=
+                            d[u][v] * kBT[a][u];
+                        m[a][v] = acc;
+                    }
+                    SOMA_UNROLL for (int a = 0; a < 5; ++a)
+                        SOMA_UNROLL for (int b = 0; b < 5; ++b) {
+                        v8 acc = m[a][0] * kBT[b][0];
+                        SOMA_UNROLL for (int v = 1; v < 5; ++v) if (kBT[b][v] != 0.0f) acc +=
+                            m[a][v] * kBT[b][v];
+                        store8(V + (t * 25 + a * 5 + b) * CP + rs * C + cb, acc);
+                    }
+                }
+            }
+        }
+}
+
+// dzp[hp][wp][C] (zeroed here) = the adjoint of input_transform for one image: B dV Bᵀ per
+// tile, patches added where they overlap.
+__attribute__((target("avx2,fma"))) void input_transform_adjoint(const Plan& p, const float* dV,
+                                                                 int64_t t0, float* dzp) {
+    const int64_t C = p.c, CP = p.cp();
+    std::memset(dzp, 0, sizeof(float) * static_cast<size_t>(p.hp * p.wp * C));
+    for (int64_t ti = 0; ti < p.th; ++ti)
+        for (int64_t tj = 0; tj < p.tw; ++tj) {
+            const int64_t t = t0 + ti * p.tw + tj;
+            for (int rs = 0; rs < 4; ++rs) {
+                const int r = rs >> 1, s = rs & 1;
+                for (int64_t cb = 0; cb < C; cb += 8) {
+                    v8 e[5][5], m[5][5];
+                    SOMA_UNROLL for (int a = 0; a < 5; ++a) SOMA_UNROLL for (int b = 0; b < 5; ++b)
+                        e[a][b] = load8(dV + (t * 25 + a * 5 + b) * CP + rs * C + cb);
+                    // m[u][b] = Σ_a Bᵀ[a][u] e[a][b]
+                    SOMA_UNROLL for (int u = 0; u < 5; ++u)
+                        SOMA_UNROLL for (int b = 0; b < 5; ++b) {
+                        v8 acc = e[0][b] * kBT[0][u];
+                        SOMA_UNROLL for (int a = 1; a < 5; ++a) if (kBT[a][u] != 0.0f) acc +=
+                            e[a][b] * kBT[a][u];
+                        m[u][b] = acc;
+                    }
+                    SOMA_UNROLL for (int u = 0; u < 5; ++u)
+                        SOMA_UNROLL for (int v = 0; v < 5; ++v) {
+                        v8 acc = m[u][0] * kBT[0][v];
+                        SOMA_UNROLL for (int b = 1; b < 5; ++b) if (kBT[b][v] != 0.0f) acc +=
+                            m[u][b] * kBT[b][v];
+                        float* q =
+                            dzp + ((2 * (4 * ti + u) + r) * p.wp + 2 * (4 * tj + v) + s) * C + cb;
+                        store8(q, load8(q) + acc);
+                    }
+                }
+            }
+        }
+}
+
+// t[c][i] += b[c] for an image t [C][plane].
+__attribute__((target("avx2,fma"))) void add_channel_bias(const float* b, int64_t c, int64_t plane,
+                                                          float* t) {
+    for (int64_t k = 0; k < c; ++k) {
+        const float bk = b[k];
+        float* row = t + k * plane;
+        for (int64_t i = 0; i < plane; ++i) row[i] += bk;
+    }
+}
+
+// dx (one image, [C][H][W]) = dzp at the unpadded positions, + b[c] when b is set.
+__attribute__((target("avx2,fma"))) void channels_last_to_image(const Plan& p, const float* dzp,
+                                                                const float* b, float* dx) {
+    // Rows of dzp into one [H·W][C] block (p.hp > p.h, p.wp > p.w), then one transpose.
+    float* t = scratch(6, p.h * p.w * p.c);
+    for (int64_t i = 0; i < p.h; ++i)
+        std::memcpy(t + i * p.w * p.c, dzp + ((i + 1) * p.wp + 1) * p.c,
+                    sizeof(float) * static_cast<size_t>(p.w * p.c));
+    transpose(t, p.h * p.w, p.c, p.c, dx, p.h * p.w);
+    if (b) add_channel_bias(b, p.c, p.h * p.w, dx);
+}
+
+// U[ξ][c'][o] for input channels [c0, c1), from wt[C·16][O].
+__attribute__((target("avx2,fma"))) void weight_transform(const Plan& p, const float* wt,
+                                                          int64_t c0, int64_t c1, float* U) {
+    const int64_t C = p.c, O = p.o, CP = p.cp();
+    for (int64_t c = c0; c < c1; ++c)
+        for (int rs = 0; rs < 4; ++rs) {
+            const int r = rs >> 1, s = rs & 1;
+            for (int64_t ob = 0; ob < O; ob += 8) {
+                v8 k[2][2], m[5][2];
+                SOMA_UNROLL for (int a = 0; a < 2; ++a) SOMA_UNROLL for (int b = 0; b < 2; ++b)
+                    k[a][b] = load8(wt + (c * 16 + (2 * a + r) * 4 + 2 * b + s) * O + ob);
+                SOMA_UNROLL for (int a = 0; a < 5; ++a) SOMA_UNROLL for (int b = 0; b < 2; ++b)
+                    m[a][b] = k[0][b] * kG[a][0] + k[1][b] * kG[a][1];
+                SOMA_UNROLL for (int a = 0; a < 5; ++a) SOMA_UNROLL for (int b = 0; b < 5; ++b)
+                    store8(U + ((a * 5 + b) * CP + rs * C + c) * O + ob,
+                           m[a][0] * kG[b][0] + m[a][1] * kG[b][1]);
+            }
+        }
+}
+
+// dwt[C·16][O] for input channels [c0, c1) = Gᵀ dU G, the adjoint of weight_transform.
+__attribute__((target("avx2,fma"))) void weight_transform_adjoint(const Plan& p, const float* dU,
+                                                                  int64_t c0, int64_t c1,
+                                                                  float* dwt) {
+    const int64_t C = p.c, O = p.o, CP = p.cp();
+    for (int64_t c = c0; c < c1; ++c)
+        for (int rs = 0; rs < 4; ++rs) {
+            const int r = rs >> 1, s = rs & 1;
+            for (int64_t ob = 0; ob < O; ob += 8) {
+                v8 e[5][5], m[2][5];
+                SOMA_UNROLL for (int a = 0; a < 5; ++a) SOMA_UNROLL for (int b = 0; b < 5; ++b)
+                    e[a][b] = load8(dU + ((a * 5 + b) * CP + rs * C + c) * O + ob);
+                // m[i][b] = Σ_a G[a][i] e[a][b]
+                SOMA_UNROLL for (int i = 0; i < 2; ++i) SOMA_UNROLL for (int b = 0; b < 5; ++b) {
+                    v8 acc = e[0][b] * kG[0][i];
+                    SOMA_UNROLL for (int a = 1; a < 5; ++a) if (kG[a][i] != 0.0f) acc +=
+                        e[a][b] * kG[a][i];
+                    m[i][b] = acc;
+                }
+                SOMA_UNROLL for (int i = 0; i < 2; ++i) SOMA_UNROLL for (int j = 0; j < 2; ++j) {
+                    v8 acc = m[i][0] * kG[0][j];
+                    SOMA_UNROLL for (int b = 1; b < 5; ++b) if (kG[b][j] != 0.0f) acc +=
+                        m[i][b] * kG[b][j];
+                    store8(dwt + (c * 16 + (2 * i + r) * 4 + 2 * j + s) * O + ob, acc);
+                }
+            }
+        }
+}
+
+// y (one image, [O][Ho][Wo]) = Aᵀ M A per tile, + b[o] when b is set; yt: [Ho·Wo][O] scratch.
+__attribute__((target("avx2,fma"))) void output_transform(const Plan& p, const float* M, int64_t t0,
+                                                          const float* b, float* yt, float* y) {
+    const int64_t O = p.o;
+    for (int64_t ti = 0; ti < p.th; ++ti)
+        for (int64_t tj = 0; tj < p.tw; ++tj) {
+            const int64_t t = t0 + ti * p.tw + tj;
+            const int64_t ni = std::min<int64_t>(4, p.ho - 4 * ti);
+            const int64_t nj = std::min<int64_t>(4, p.wo - 4 * tj);
+            for (int64_t ob = 0; ob < O; ob += 8) {
+                v8 e[5][5], m[4][5];
+                SOMA_UNROLL for (int a = 0; a < 5; ++a) SOMA_UNROLL for (int bb = 0; bb < 5; ++bb)
+                    e[a][bb] = load8(M + (t * 25 + a * 5 + bb) * O + ob);
+                SOMA_UNROLL for (int i = 0; i < 4; ++i) SOMA_UNROLL for (int bb = 0; bb < 5; ++bb) {
+                    v8 acc = e[0][bb] * kAT[i][0];
+                    SOMA_UNROLL for (int a = 1; a < 5; ++a) if (kAT[i][a] != 0.0f) acc +=
+                        e[a][bb] * kAT[i][a];
+                    m[i][bb] = acc;
+                }
+                for (int64_t i = 0; i < ni; ++i)
+                    for (int64_t j = 0; j < nj; ++j) {
+                        v8 acc = m[i][0] * kAT[j][0];
+                        for (int bb = 1; bb < 5; ++bb) acc += m[i][bb] * kAT[j][bb];
+                        store8(yt + ((4 * ti + i) * p.wo + 4 * tj + j) * O + ob, acc);
+                    }
+            }
+        }
+    const int64_t plane = p.ho * p.wo;
+    transpose(yt, plane, O, O, y, plane);
+    if (b) add_channel_bias(b, O, plane, y);
+}
+
+// dM[t0 + t][ξ][o] = A dY Aᵀ per tile of one image (dy: [O][Ho][Wo]); dyt: [Ho·Wo][O] scratch.
+__attribute__((target("avx2,fma"))) void output_transform_adjoint(const Plan& p, const float* dy,
+                                                                  int64_t t0, float* dyt,
+                                                                  float* dM) {
+    const int64_t O = p.o, plane = p.ho * p.wo;
+    transpose(dy, O, plane, plane, dyt, O);
+    const v8 zero = {};
+    for (int64_t ti = 0; ti < p.th; ++ti)
+        for (int64_t tj = 0; tj < p.tw; ++tj) {
+            const int64_t t = t0 + ti * p.tw + tj;
+            const int64_t ni = std::min<int64_t>(4, p.ho - 4 * ti);
+            const int64_t nj = std::min<int64_t>(4, p.wo - 4 * tj);
+            for (int64_t ob = 0; ob < O; ob += 8) {
+                v8 e[4][4], m[5][4];
+                SOMA_UNROLL for (int i = 0; i < 4; ++i) SOMA_UNROLL for (int j = 0; j < 4; ++j)
+                    e[i][j] = (i < ni && j < nj)
+                                  ? load8(dyt + ((4 * ti + i) * p.wo + 4 * tj + j) * O + ob)
+                                  : zero;
+                // m[a][j] = Σ_i Aᵀ[i][a] e[i][j]
+                SOMA_UNROLL for (int a = 0; a < 5; ++a) SOMA_UNROLL for (int j = 0; j < 4; ++j) {
+                    v8 acc = e[0][j] * kAT[0][a];
+                    SOMA_UNROLL for (int i = 1; i < 4; ++i) if (kAT[i][a] != 0.0f) acc +=
+                        e[i][j] * kAT[i][a];
+                    m[a][j] = acc;
+                }
+                SOMA_UNROLL for (int a = 0; a < 5; ++a) SOMA_UNROLL for (int bb = 0; bb < 5; ++bb) {
+                    v8 acc = m[a][0] * kAT[0][bb];
+                    SOMA_UNROLL for (int j = 1; j < 4; ++j) if (kAT[j][bb] != 0.0f) acc +=
+                        m[a][j] * kAT[j][bb];
+                    store8(dM + (t * 25 + a * 5 + bb) * O + ob, acc);
+                }
+            }
+        }
+}
+
+// U from w (through a transposed copy), split over input channels.
+void weights_to_u(const Plan& p, const float* w, float* U) {
+    float* wt = scratch(0, p.c * 16 * p.o);
+    transpose(w, p.o, p.c * 16, p.c * 16, wt, p.o);
+    cpu::parallel_for(p.c, 4, [&](int64_t lo, int64_t hi) { weight_transform(p, wt, lo, hi, U); });
+}
+
+// Images [lo, hi) -> their rows of V.
+void images_to_v(const Plan& p, const float* x, int64_t lo, int64_t hi, float* V) {
+    const int64_t in_img = p.c * p.h * p.w;
+    float* xp = scratch(1, p.hp * p.wp * p.c);
+    for (int64_t n = lo; n < hi; ++n) {
+        pad_to_channels_last(p, x + n * in_img, xp);
+        input_transform(p, xp, n * p.tiles_img(), V);
+    }
+}
+
+// Output gradients of images [lo, hi) -> their rows of dM.
+void grads_to_dm(const Plan& p, const float* dy, int64_t lo, int64_t hi, float* dM) {
+    const int64_t out_img = p.o * p.ho * p.wo;
+    float* dyt = scratch(2, p.ho * p.wo * p.o);
+    for (int64_t n = lo; n < hi; ++n)
+        output_transform_adjoint(p, dy + n * out_img, n * p.tiles_img(), dyt, dM);
+}
+
+// Rows [r0, r1) of the 25 GEMMs g describes (single-threaded: called inside a parallel region,
+// or on one thread).
+void gemm_rows(Backend& be, const Backend::Gemm& g, int64_t r0, int64_t r1) {
+    Backend::Gemm s = g;
+    s.m = r1 - r0;
+    s.a = static_cast<const float*>(g.a) + (g.trans_a ? r0 : r0 * g.lda);
+    s.c = static_cast<float*>(g.c) + r0 * g.ldc;
+    be.gemm(s);
+}
+
+}  // namespace
+
+bool use_winograd() { return flag().load(std::memory_order_relaxed); }
+void set_use_winograd(bool on) { flag() = on; }
+uint64_t winograd_calls() { return served().load(); }
+
+bool winograd_applies(const ConvGeom& g) {
+    if (!use_winograd() || !use_dnnl() || !have_avx2()) return false;
+    if (g.kh != 4 || g.kw != 4 || g.sh != 2 || g.sw != 2 || g.ph != 1 || g.pw != 1 || g.dh != 1 ||
+        g.dw != 1 || g.groups != 1)
+        return false;
+    if (g.c % 8 != 0 || g.o % 8 != 0 || g.c < 16 || g.o < 16 || g.n < 1) return false;
+    if (g.h < 2 || g.w < 2 || g.ho != (g.h - 2) / 2 + 1 || g.wo != (g.w - 2) / 2 + 1) return false;
+    return true;
+}
+
+// Threads: one parallel region per pass over the images (or rows) — each thread transforms its
+// images, runs its rows of the 25 GEMMs single-threaded and transforms them back — plus one
+// for the weight transform: a few wake-ups per pass, where per-GEMM threading took dozens and,
+// on a busy machine, more time than the GEMMs.
+bool wino_conv2d_forward(Backend& be, const ConvGeom& g, const float* x, const float* w,
+                         const float* b, float* y) {
+    if (!winograd_applies(g)) return false;
+    const Plan p = plan_of(g);
+    const int64_t T = p.t_all(), CP = p.cp(), O = p.o, tpi = p.tiles_img();
+    float* U = scratch(3, 25 * CP * O);
+    float* V = scratch(4, 25 * T * CP);
+    float* M = scratch(5, 25 * T * O);
+    weights_to_u(p, w, U);
+    // M_ξ [T, O] = V_ξ [T, C'] · U_ξ [C', O]
+    const Backend::Gemm gm{.m = T,
+                           .n = O,
+                           .k = CP,
+                           .batch = 25,
+                           .a = V,
+                           .lda = 25 * CP,
+                           .stride_a = CP,
+                           .b = U,
+                           .ldb = O,
+                           .stride_b = CP * O,
+                           .c = M,
+                           .ldc = 25 * O,
+                           .stride_c = O};
+    const int64_t out_img = p.o * p.ho * p.wo;
+    cpu::parallel_for(p.n, 1, [&](int64_t lo, int64_t hi) {
+        images_to_v(p, x, lo, hi, V);
+        gemm_rows(be, gm, lo * tpi, hi * tpi);
+        float* yt = scratch(2, p.ho * p.wo * p.o);
+        for (int64_t n = lo; n < hi; ++n) output_transform(p, M, n * tpi, b, yt, y + n * out_img);
+    });
+    served().fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+bool wino_conv2d_input_grad(Backend& be, const ConvGeom& g, const float* dy, const float* w,
+                            const float* b, float* dx) {
+    if (!winograd_applies(g)) return false;
+    const Plan p = plan_of(g);
+    const int64_t T = p.t_all(), CP = p.cp(), O = p.o, tpi = p.tiles_img();
+    float* U = scratch(3, 25 * CP * O);
+    float* dV = scratch(4, 25 * T * CP);
+    float* dM = scratch(5, 25 * T * O);
+    weights_to_u(p, w, U);
+    // dV_ξ [T, C'] = dM_ξ [T, O] · U_ξᵀ
+    const Backend::Gemm gm{.trans_b = true,
+                           .m = T,
+                           .n = CP,
+                           .k = O,
+                           .batch = 25,
+                           .a = dM,
+                           .lda = 25 * O,
+                           .stride_a = O,
+                           .b = U,
+                           .ldb = O,
+                           .stride_b = CP * O,
+                           .c = dV,
+                           .ldc = 25 * CP,
+                           .stride_c = CP};
+    const int64_t in_img = p.c * p.h * p.w;
+    cpu::parallel_for(p.n, 1, [&](int64_t lo, int64_t hi) {
+        grads_to_dm(p, dy, lo, hi, dM);
+        gemm_rows(be, gm, lo * tpi, hi * tpi);
+        float* dzp = scratch(1, p.hp * p.wp * p.c);
+        for (int64_t n = lo; n < hi; ++n) {
+            input_transform_adjoint(p, dV, n * tpi, dzp);
+            channels_last_to_image(p, dzp, b, dx + n * in_img);
+        }
+    });
+    served().fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+bool wino_conv2d_weight_grad(Backend& be, const ConvGeom& g, const float* x, const float* dy,
+                             float* dw) {
+    if (!winograd_applies(g)) return false;
+    const Plan p = plan_of(g);
+    const int64_t T = p.t_all(), CP = p.cp(), O = p.o;
+    float* dU = scratch(3, 25 * CP * O);
+    float* V = scratch(4, 25 * T * CP);
+    float* dM = scratch(5, 25 * T * O);
+    cpu::parallel_for(p.n, 1, [&](int64_t lo, int64_t hi) {
+        images_to_v(p, x, lo, hi, V);
+        grads_to_dm(p, dy, lo, hi, dM);
+    });
+    // dU_ξ [C', O] = V_ξᵀ · dM_ξ [T, O], rows of dU split over the threads.
+    const Backend::Gemm gm{.trans_a = true,
+                           .m = CP,
+                           .n = O,
+                           .k = T,
+                           .batch = 25,
+                           .a = V,
+                           .lda = 25 * CP,
+                           .stride_a = CP,
+                           .b = dM,
+                           .ldb = 25 * O,
+                           .stride_b = O,
+                           .c = dU,
+                           .ldc = O,
+                           .stride_c = CP * O};
+    cpu::parallel_for(CP, 8, [&](int64_t lo, int64_t hi) { gemm_rows(be, gm, lo, hi); });
+    float* dwt = scratch(0, p.c * 16 * O);
+    cpu::parallel_for(
+        p.c, 4, [&](int64_t lo, int64_t hi) { weight_transform_adjoint(p, dU, lo, hi, dwt); });
+    transpose(dwt, p.c * 16, O, O, dw, p.c * 16);
+    served().fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+}  // namespace soma::conv
