@@ -408,7 +408,9 @@ def render_markdown(meta, results, micro, errors, threads):
              f"backward) over the FMA peak measured in this run (register-only loop, `soma bench "
              f"fma-peak`): {fma or 'n/a'}; the clock this VM runs at, where the nominal figure "
              f"({meta['peak_basis']}, × threads) assumes 4 GHz. Without a measured peak the "
-             f"nominal one is used.")
+             f"nominal one is used. Convolutions count the direct method's FLOPs on both sides: "
+             f"Soma computes the GAN's 4×4 stride-2 convolutions by Winograd F(4×4, 2×2) with "
+             f"1.96× fewer multiply-adds, so its GAN share is an effective rate.")
     L.append("")
     L.append("| workload | threads | Soma | PyTorch | PyTorch setting | Soma/PyTorch | "
              "Soma GFLOP/s (% peak) | PyTorch GFLOP/s (% peak) | Soma peak RSS MB | "

@@ -311,7 +311,9 @@ Json bench_gan(const std::string& name, int threads, double seconds) {
     Timed t = time_loop(step, seconds, 2, 3);
     double ips = static_cast<double>(t.iters) / t.elapsed_s;
     // Per iteration: G forward + backward (3x), D on real and fake (3x each) and on fake again
-    // for the G step (3x, D's weight grads included).
+    // for the G step (3x, D's weight grads included). Direct-convolution FLOPs, as on the
+    // PyTorch side: the Winograd path (src/nn/conv_winograd.cpp) does fewer, so this is an
+    // effective rate.
     double flops = kGanBatch * (3.0 * kGanGFlops + 9.0 * kGanDFlops);
     Json j = header(name, threads);
     j["iters_per_s"] = round_to(ips, 2);

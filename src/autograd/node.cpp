@@ -39,6 +39,18 @@ BackwardScope::~BackwardScope() { tl_in_backward = prev_; }
 namespace {
 bool check_forward() { return autograd::is_anomaly_enabled() && !tl_in_backward; }
 
+// The one rule behind needs_grad and record: recording is on and some input is defined and
+// requires grad (a leaf asking for it, or a non-leaf). `input(i)` is the i-th input.
+template <class Input>
+bool needs_grad_impl(size_t n_inputs, Input input) {
+    if (!tl_grad_enabled) return false;
+    for (size_t i = 0; i < n_inputs; ++i) {
+        const TensorImpl* ti = input(i).impl();
+        if (ti && (ti->requires_grad || ti->grad_fn)) return true;
+    }
+    return false;
+}
+
 // The outermost ~Node frees what nested ones handed over.
 void drain_pending() {
     while (!tl_pending_nodes.empty() || !tl_pending_fns.empty()) {
@@ -104,16 +116,11 @@ std::shared_ptr<Node> gradient_edge(const Tensor& t) {
 }
 
 bool needs_grad(std::initializer_list<const Tensor*> inputs) {
-    if (!tl_grad_enabled) return false;
-    for (const Tensor* t : inputs)
-        if (t->defined() && t->requires_grad()) return true;
-    return false;
+    const Tensor* const* in = inputs.begin();
+    return needs_grad_impl(inputs.size(), [&](size_t i) -> const Tensor& { return *in[i]; });
 }
 bool needs_grad(const std::vector<Tensor>& inputs) {
-    if (!tl_grad_enabled) return false;
-    for (const Tensor& t : inputs)
-        if (t.defined() && t.requires_grad()) return true;
-    return false;
+    return needs_grad_impl(inputs.size(), [&](size_t i) -> const Tensor& { return inputs[i]; });
 }
 
 void check_anomaly_forward(const char* name, const Tensor& out) {
@@ -136,14 +143,8 @@ template <class Input>
 Tensor record_impl(const char* name, Tensor out, size_t n_inputs, Input input, BackwardFn& fn,
                    std::span<const Tensor> saved) {
     if (check_forward()) check_anomaly_forward(name, out);
-    if (!tl_grad_enabled) return out;
-    bool any = false;
-    for (size_t i = 0; i < n_inputs && !any; ++i) {
-        const TensorImpl* ti = input(i).impl();
-        any = ti && (ti->requires_grad || ti->grad_fn);
-    }
     TensorImpl* oi = out.impl();
-    if (!any || !is_floating(oi->dtype)) return out;
+    if (!needs_grad_impl(n_inputs, input) || !is_floating(oi->dtype)) return out;
     auto node = detail::make_pooled<Node>();
     node->name = name;
     for (size_t i = 0; i < n_inputs; ++i) {

@@ -19,86 +19,34 @@ namespace soma {
 
 // ---- storage -------------------------------------------------------------------------------
 
-// Small CPU buffers (a 1-element tensor, a scalar) cycle through a per-thread free list in front
+// Small CPU buffers (a 1-element tensor, a scalar) cycle through per-thread free lists in front
 // of the backend's caching allocator, whose mutex cost more than the rest of making the tensor.
-// Blocks are taken from the backend at their class size (64, 128, 256 or 512 bytes) and handed
-// back to it when a list is full and when the thread ends.
+// Blocks are taken from the CPU backend (for its 64-byte alignment) at their class size (64,
+// 128, 256 or 512 bytes) and handed back to it when a list is full and when the thread ends.
 namespace {
 
-constexpr size_t kSmallClasses = 4;
-constexpr size_t kSmallMaxBytes = size_t{64} << (kSmallClasses - 1);
-constexpr unsigned kSmallMaxPerClass = 1024;
-
-struct SmallBlock {
-    SmallBlock* next;
+struct SmallClasses {
+    static constexpr size_t kCount = 4;
+    static constexpr unsigned kCap = 1024;
+    static size_t index(size_t n) { return n <= 64 ? 0 : n <= 128 ? 1 : n <= 256 ? 2 : 3; }
+    static constexpr size_t bytes(size_t c) { return size_t{64} << c; }
 };
-// Plain data (trivially destructible): usable during thread and program teardown.
-struct SmallBuffers {
-    SmallBlock* head[kSmallClasses];
-    unsigned count[kSmallClasses];
-    Backend* backend;  // the CPU backend, once this thread has cached a block
-    bool dead;         // the thread's Drain has run: bypass the lists
+struct CpuBlocks {
+    static void* allocate(size_t nbytes) { return cpu_backend().allocate(nbytes); }
+    static void release(void* p, size_t nbytes) { cpu_backend().deallocate(p, nbytes); }
 };
-thread_local SmallBuffers tl_small{};
-
-size_t small_class(size_t n) { return n <= 64 ? 0 : n <= 128 ? 1 : n <= 256 ? 2 : 3; }
-size_t small_bytes(size_t cls) { return size_t{64} << cls; }
-
-struct SmallDrain {
-    ~SmallDrain() {
-        SmallBuffers& c = tl_small;
-        for (size_t k = 0; k < kSmallClasses; ++k) {
-            while (SmallBlock* b = c.head[k]) {
-                SOMA_UNPOISON(b, small_bytes(k));
-                c.head[k] = b->next;
-                c.backend->deallocate(b, small_bytes(k));
-            }
-            c.count[k] = 0;
-        }
-        c.dead = true;
-    }
-};
-
-void* small_take(Backend* backend, size_t n) {
-    SmallBuffers& c = tl_small;
-    size_t k = small_class(n);
-    if (SmallBlock* b = c.head[k]) {
-        SOMA_UNPOISON(b, small_bytes(k));
-        c.head[k] = b->next;
-        --c.count[k];
-        return b;
-    }
-    return backend->allocate(small_bytes(k));
-}
-
-void small_give(Backend* backend, void* p, size_t n) {
-    SmallBuffers& c = tl_small;
-    size_t k = small_class(n);
-    if (c.dead || c.count[k] >= kSmallMaxPerClass) {
-        backend->deallocate(p, small_bytes(k));
-        return;
-    }
-    if (!c.backend) {
-        thread_local SmallDrain drain;
-        (void)drain;
-        c.backend = backend;
-    }
-    auto* b = static_cast<SmallBlock*>(p);
-    b->next = c.head[k];
-    c.head[k] = b;
-    ++c.count[k];
-    SOMA_POISON(b, small_bytes(k));
-}
+using SmallBuffers = detail::FreeLists<SmallClasses, CpuBlocks>;
+constexpr size_t kSmallMaxBytes = SmallClasses::bytes(SmallClasses::kCount - 1);
 
 }  // namespace
 
 Storage::Storage(size_t n, Device d) : nbytes(n), device(d), backend(&backend_for(d)) {
-    data = d.type == DeviceType::cpu && n <= kSmallMaxBytes ? small_take(backend, n)
+    data = d.type == DeviceType::cpu && n <= kSmallMaxBytes ? SmallBuffers::allocate(n)
                                                             : backend->allocate(n);
 }
 Storage::~Storage() {
     if (device.type == DeviceType::cpu && nbytes <= kSmallMaxBytes)
-        small_give(backend, data, nbytes);
+        SmallBuffers::deallocate(data, nbytes);
     else
         backend->deallocate(data, nbytes);
 }

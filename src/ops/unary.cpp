@@ -215,11 +215,16 @@ namespace {
 // output y for relu, the input x for leaky_relu; both have the sign of x). Linear in dy, so its
 // own gradient is the same op on the incoming gradient; m gets none (the mask is piecewise
 // constant). One pass and one allocation, where the composed where(gt(m, 0), g, g * s) makes
-// three passes and three tensors.
+// three passes and three tensors. The mask always has the gradient's shape (the engine checks
+// that an incoming gradient has its node's output shape, and m is that output or the input of
+// an elementwise op), so it is passed as it is, without an expand view.
 Tensor masked_slope(const Tensor& g, const Tensor& m0, double s) {
+    SOMA_CHECK_SHAPE(m0.shape() == g.shape(),
+                     "masked_slope: mask shape differs from the gradient: got ", m0.shape(),
+                     ", expected ", g.shape(), ". This is an internal error.");
     Tensor m = m0.dtype() == g.dtype() ? m0 : m0.to(g.dtype());
     Tensor out = make_tensor(g.shape(), g.dtype(), g.device());
-    backend(g).binary(BinaryOp::masked_slope, g, m.expand(g.shape()), out, s);
+    backend(g).binary(BinaryOp::masked_slope, g, m, out, s);
     return record("masked_slope", out, {g},
                   [m, s](const Tensor& gg) { return Grads{masked_slope(gg, m, s)}; });
 }
