@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Soma vs PyTorch, side by side: every workload on 1 and 2 threads, median of several reps.
 
-    /usr/bin/python3 bench/run.py                     # build/release, 3 reps, ~6-8 minutes
+    /usr/bin/python3 bench/run.py                     # build/release, 5 reps, ~12-15 minutes
     /usr/bin/python3 bench/run.py --build build/h-bench --reps 1 --seconds 0.5   # quick look
 
 Soma: `<build>/soma bench WORKLOAD --threads T` (one process per run, environment unchanged).
@@ -205,7 +205,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build", "release"),
                     help="build tree holding the soma executable (default: build/release)")
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=1.0,
                     help="timed window per run, after warm-up (default: 1.0)")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
