@@ -23,6 +23,7 @@ uint64_t dnnl_conv_calls();
 void set_use_winograd(bool on);
 bool use_winograd();
 uint64_t winograd_calls();
+uint64_t winograd_reuses();
 }  // namespace soma::conv
 
 namespace soma {
@@ -312,10 +313,13 @@ class ConvWinograd : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ConvWinograd, MatchesReferenceAndOneDnn) {
     const Case& c = GetParam();
-    const uint64_t calls = conv::winograd_calls();
+    const uint64_t calls = conv::winograd_calls(), reuses = conv::winograd_reuses();
     const auto wino = run(c, DType::float32, Path::winograd, 11);
     // Forward, input grad, weight grad, the weight grad's backward: every pass on Winograd.
     EXPECT_GE(conv::winograd_calls() - calls, 4u) << c.name << " did not take the Winograd path";
+    // The backward's weight-gradient pass takes dy's transform (conv2d: from the input-gradient
+    // pass; conv_transpose2d: from the forward conv of dy) instead of computing it again.
+    EXPECT_GE(conv::winograd_reuses() - reuses, 1u) << c.name;
     const auto ref64 = run(c, DType::float64, Path::ref, 11);
     const auto dnnl = run(c, DType::float32, Path::dnnl, 11);
     // Rounding: a few float32 ulps of each output's scale (1e-5 relative seen; direct: 2e-6).

@@ -56,6 +56,11 @@ std::atomic<uint64_t>& served() {
     return n;
 }
 
+std::atomic<uint64_t>& reused() {
+    static std::atomic<uint64_t> n{0};
+    return n;
+}
+
 bool have_avx2() {
     static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     return ok;
@@ -92,6 +97,30 @@ Plan plan_of(const ConvGeom& g) {
     p.hp = 2 * (4 * p.th + 1);
     p.wp = 2 * (4 * p.tw + 1);
     return p;
+}
+
+// What this thread's scratch slots 4 (V) and 5 (dM) hold: the transform of which buffer, for
+// which geometry (null: something else). Used only inside a TransformReuse scope.
+struct Held {
+    const float* src = nullptr;
+    ConvGeom g{};
+};
+struct ReuseState {
+    int depth = 0;  // open TransformReuse scopes on this thread
+    Held v, dm;
+};
+thread_local ReuseState tl_reuse;
+
+bool same_geom(const ConvGeom& a, const ConvGeom& b) {
+    return a.n == b.n && a.c == b.c && a.h == b.h && a.w == b.w && a.o == b.o && a.kh == b.kh &&
+           a.kw == b.kw && a.ho == b.ho && a.wo == b.wo && a.sh == b.sh && a.sw == b.sw &&
+           a.ph == b.ph && a.pw == b.pw && a.dh == b.dh && a.dw == b.dw && a.groups == b.groups;
+}
+// Whether slot `h` already holds the transform of src for g (and reuse is allowed now).
+bool holds(const Held& h, const float* src, const ConvGeom& g) {
+    const bool yes = tl_reuse.depth > 0 && h.src == src && same_geom(h.g, g);
+    if (yes) reused().fetch_add(1, std::memory_order_relaxed);
+    return yes;
 }
 
 #define SOMA_UNROLL _Pragma("GCC unroll 8")
@@ -399,9 +428,17 @@ void gemm_rows(Backend& be, const Backend::Gemm& g, int64_t r0, int64_t r1) {
 
 }  // namespace
 
+TransformReuse::TransformReuse() {
+    if (tl_reuse.depth++ == 0) tl_reuse.v = tl_reuse.dm = {};
+}
+TransformReuse::~TransformReuse() {
+    if (--tl_reuse.depth == 0) tl_reuse.v = tl_reuse.dm = {};
+}
+
 bool use_winograd() { return flag().load(std::memory_order_relaxed); }
 void set_use_winograd(bool on) { flag() = on; }
 uint64_t winograd_calls() { return served().load(); }
+uint64_t winograd_reuses() { return reused().load(); }
 
 bool winograd_applies(const ConvGeom& g) {
     if (!use_winograd() || !use_dnnl() || !have_avx2()) return false;
@@ -441,12 +478,15 @@ bool wino_conv2d_forward(Backend& be, const ConvGeom& g, const float* x, const f
                            .ldc = 25 * O,
                            .stride_c = O};
     const int64_t out_img = p.o * p.ho * p.wo;
+    const bool have_v = holds(tl_reuse.v, x, g);
     cpu::parallel_for(p.n, 1, [&](int64_t lo, int64_t hi) {
-        images_to_v(p, x, lo, hi, V);
+        if (!have_v) images_to_v(p, x, lo, hi, V);
         gemm_rows(be, gm, lo * tpi, hi * tpi);
         float* yt = scratch(2, p.ho * p.wo * p.o);
         for (int64_t n = lo; n < hi; ++n) output_transform(p, M, n * tpi, b, yt, y + n * out_img);
     });
+    tl_reuse.v = {x, g};
+    tl_reuse.dm = {};  // slot 5 now holds M
     served().fetch_add(1, std::memory_order_relaxed);
     return true;
 }
@@ -476,8 +516,9 @@ bool wino_conv2d_input_grad(Backend& be, const ConvGeom& g, const float* dy, con
                            .ldc = 25 * CP,
                            .stride_c = CP};
     const int64_t in_img = p.c * p.h * p.w;
+    const bool have_dm = holds(tl_reuse.dm, dy, g);
     cpu::parallel_for(p.n, 1, [&](int64_t lo, int64_t hi) {
-        grads_to_dm(p, dy, lo, hi, dM);
+        if (!have_dm) grads_to_dm(p, dy, lo, hi, dM);
         gemm_rows(be, gm, lo * tpi, hi * tpi);
         float* dzp = scratch(1, p.hp * p.wp * p.c);
         for (int64_t n = lo; n < hi; ++n) {
@@ -485,6 +526,8 @@ bool wino_conv2d_input_grad(Backend& be, const ConvGeom& g, const float* dy, con
             channels_last_to_image(p, dzp, b, dx + n * in_img);
         }
     });
+    tl_reuse.dm = {dy, g};
+    tl_reuse.v = {};  // slot 4 now holds dV
     served().fetch_add(1, std::memory_order_relaxed);
     return true;
 }
@@ -497,10 +540,14 @@ bool wino_conv2d_weight_grad(Backend& be, const ConvGeom& g, const float* x, con
     float* dU = scratch(3, 25 * CP * O);
     float* V = scratch(4, 25 * T * CP);
     float* dM = scratch(5, 25 * T * O);
-    cpu::parallel_for(p.n, 1, [&](int64_t lo, int64_t hi) {
-        images_to_v(p, x, lo, hi, V);
-        grads_to_dm(p, dy, lo, hi, dM);
-    });
+    const bool have_v = holds(tl_reuse.v, x, g), have_dm = holds(tl_reuse.dm, dy, g);
+    if (!have_v || !have_dm)
+        cpu::parallel_for(p.n, 1, [&](int64_t lo, int64_t hi) {
+            if (!have_v) images_to_v(p, x, lo, hi, V);
+            if (!have_dm) grads_to_dm(p, dy, lo, hi, dM);
+        });
+    tl_reuse.v = {x, g};
+    tl_reuse.dm = {dy, g};
     // dU_ξ [C', O] = V_ξᵀ · dM_ξ [T, O], rows of dU split over the threads.
     const Backend::Gemm gm{.trans_a = true,
                            .m = CP,

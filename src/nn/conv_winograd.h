@@ -28,8 +28,24 @@ bool use_winograd();
 void set_use_winograd(bool on);
 /// How many passes it has served (tests: that a geometry took this path).
 uint64_t winograd_calls();
+/// How many transforms a pass took from an earlier one (TransformReuse).
+uint64_t winograd_reuses();
 /// Whether geometry g is one this path computes (and it is on).
 bool winograd_applies(const ConvGeom& g);
+
+/// Inside this scope (on this thread) a pass may reuse the transform of a buffer that an earlier
+/// pass in the same scope computed, when the buffer's address and the geometry match: the
+/// input's V from the forward pass or the weight gradient, the output gradient's dM from the
+/// input gradient. Open it only where the buffers cannot change: a convolution's backward, whose
+/// input-gradient and weight-gradient passes read the same dy (and x). Nests; reuse ends when
+/// the outermost scope closes.
+class TransformReuse {
+  public:
+    TransformReuse();
+    ~TransformReuse();
+    TransformReuse(const TransformReuse&) = delete;
+    TransformReuse& operator=(const TransformReuse&) = delete;
+};
 
 /// y = conv(x, w) + b (b may be null).
 bool wino_conv2d_forward(Backend& be, const ConvGeom& g, const float* x, const float* w,

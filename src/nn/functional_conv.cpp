@@ -11,6 +11,7 @@
 #include <array>
 
 #include "nn/conv_kernels.h"
+#include "nn/conv_winograd.h"
 #include "ops/op_util.h"
 #include "soma/nn/functional.h"
 
@@ -61,6 +62,7 @@ Tensor conv_op(const Tensor& x, const Tensor& w, const Tensor& b, const ConvGeom
     const bool nx = wants_grad(x), nw = wants_grad(w), nb = wants_grad(b);
     return record("conv2d", y, {x, w, b},
                   [x, w, g, nx, nw, nb](const Tensor& dy) {
+                      conv::TransformReuse reuse;  // both passes read dy, unchanged here
                       return Grads{nx ? conv_transpose_op(dy, w, {}, g) : Tensor(),
                                    nw ? conv_weight_op(x, dy, g) : Tensor(),
                                    nb ? channel_sum_op(dy) : Tensor()};
@@ -81,6 +83,7 @@ Tensor conv_transpose_op(const Tensor& x, const Tensor& w, const Tensor& b, cons
     const bool nx = wants_grad(x), nw = wants_grad(w), nb = wants_grad(b);
     return record("conv_transpose2d", y, {x, w, b},
                   [x, w, g, nx, nw, nb](const Tensor& dy) {
+                      conv::TransformReuse reuse;  // both passes read dy, unchanged here
                       return Grads{nx ? conv_op(dy, w, {}, g) : Tensor(),
                                    nw ? conv_weight_op(dy, x, g) : Tensor(),
                                    nb ? channel_sum_op(dy) : Tensor()};
