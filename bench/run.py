@@ -405,7 +405,7 @@ def render_markdown(meta, results, micro, errors, threads):
     fma = ", ".join(f"{v} GFLOP/s on {t} thread{'s' if t != '1' else ''}"
                     for t, v in meta["measured_fma_peak_gflops"].items() if v)
     L.append(f"% peak: training and sgemm GFLOP/s (2·M·N·K per GEMM/conv, ×3 for forward + "
-             f"backward) over the FMA peak measured in this run (register-only loop, `soma bench "
+             f"backward, ×2 for an MLP's or CNN's first layer, whose input needs no gradient) over the FMA peak measured in this run (register-only loop, `soma bench "
              f"fma-peak`): {fma or 'n/a'}; the clock this VM runs at, where the nominal figure "
              f"({meta['peak_basis']}, × threads) assumes 4 GHz. Without a measured peak the "
              f"nominal one is used. Convolutions count the direct method's FLOPs on both sides: "
