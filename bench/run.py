@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Soma vs PyTorch, side by side: every workload on 1 and 2 threads, median of several reps.
 
-    /usr/bin/python3 bench/run.py                     # build/release, 5 reps, ~12-15 minutes
+    /usr/bin/python3 bench/run.py                     # build/release, 5 reps, ~9 minutes
     /usr/bin/python3 bench/run.py --build build/h-bench --reps 1 --seconds 0.5   # quick look
 
 Soma: `<build>/soma bench WORKLOAD --threads T` (one process per run, environment unchanged).
