@@ -426,6 +426,47 @@ void gemm_rows(Backend& be, const Backend::Gemm& g, int64_t r0, int64_t r1) {
     be.gemm(s);
 }
 
+// A pass's plan and its three per-thread buffers: slot 3 holds U (or dU), slot 4 V (or dV),
+// slot 5 M (or dM).
+struct Pass {
+    Plan p;
+    int64_t T, CP, O, tpi;
+    float *u, *v, *m;
+};
+Pass begin_pass(const ConvGeom& g) {
+    Pass s{};
+    s.p = plan_of(g);
+    s.T = s.p.t_all();
+    s.CP = s.p.cp();
+    s.O = s.p.o;
+    s.tpi = s.p.tiles_img();
+    s.u = scratch(3, 25 * s.CP * s.O);
+    s.v = scratch(4, 25 * s.T * s.CP);
+    s.m = scratch(5, 25 * s.T * s.O);
+    return s;
+}
+
+// The 25 GEMMs C_ξ = op(A_ξ) op(B_ξ), [m, n], ξ-th matrices `stride_*` floats apart.
+Backend::Gemm batched(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a,
+                      int64_t lda, int64_t sa, const float* b, int64_t ldb, int64_t sb, float* c,
+                      int64_t ldc, int64_t sc) {
+    return {.trans_a = ta,
+            .trans_b = tb,
+            .m = m,
+            .n = n,
+            .k = k,
+            .batch = 25,
+            .a = a,
+            .lda = lda,
+            .stride_a = sa,
+            .b = b,
+            .ldb = ldb,
+            .stride_b = sb,
+            .c = c,
+            .ldc = ldc,
+            .stride_c = sc};
+}
+
 }  // namespace
 
 TransformReuse::TransformReuse() {
@@ -457,33 +498,20 @@ bool winograd_applies(const ConvGeom& g) {
 bool wino_conv2d_forward(Backend& be, const ConvGeom& g, const float* x, const float* w,
                          const float* b, float* y) {
     if (!winograd_applies(g)) return false;
-    const Plan p = plan_of(g);
-    const int64_t T = p.t_all(), CP = p.cp(), O = p.o, tpi = p.tiles_img();
-    float* U = scratch(3, 25 * CP * O);
-    float* V = scratch(4, 25 * T * CP);
-    float* M = scratch(5, 25 * T * O);
-    weights_to_u(p, w, U);
+    const Pass s = begin_pass(g);
+    const Plan& p = s.p;
+    weights_to_u(p, w, s.u);
     // M_ξ [T, O] = V_ξ [T, C'] · U_ξ [C', O]
-    const Backend::Gemm gm{.m = T,
-                           .n = O,
-                           .k = CP,
-                           .batch = 25,
-                           .a = V,
-                           .lda = 25 * CP,
-                           .stride_a = CP,
-                           .b = U,
-                           .ldb = O,
-                           .stride_b = CP * O,
-                           .c = M,
-                           .ldc = 25 * O,
-                           .stride_c = O};
+    const Backend::Gemm gm = batched(false, false, s.T, s.O, s.CP, s.v, 25 * s.CP, s.CP, s.u, s.O,
+                                     s.CP * s.O, s.m, 25 * s.O, s.O);
     const int64_t out_img = p.o * p.ho * p.wo;
     const bool have_v = holds(tl_reuse.v, x, g);
     cpu::parallel_for(p.n, 1, [&](int64_t lo, int64_t hi) {
-        if (!have_v) images_to_v(p, x, lo, hi, V);
-        gemm_rows(be, gm, lo * tpi, hi * tpi);
+        if (!have_v) images_to_v(p, x, lo, hi, s.v);
+        gemm_rows(be, gm, lo * s.tpi, hi * s.tpi);
         float* yt = scratch(2, p.ho * p.wo * p.o);
-        for (int64_t n = lo; n < hi; ++n) output_transform(p, M, n * tpi, b, yt, y + n * out_img);
+        for (int64_t n = lo; n < hi; ++n)
+            output_transform(p, s.m, n * s.tpi, b, yt, y + n * out_img);
     });
     tl_reuse.v = {x, g};
     tl_reuse.dm = {};  // slot 5 now holds M
@@ -494,35 +522,20 @@ bool wino_conv2d_forward(Backend& be, const ConvGeom& g, const float* x, const f
 bool wino_conv2d_input_grad(Backend& be, const ConvGeom& g, const float* dy, const float* w,
                             const float* b, float* dx) {
     if (!winograd_applies(g)) return false;
-    const Plan p = plan_of(g);
-    const int64_t T = p.t_all(), CP = p.cp(), O = p.o, tpi = p.tiles_img();
-    float* U = scratch(3, 25 * CP * O);
-    float* dV = scratch(4, 25 * T * CP);
-    float* dM = scratch(5, 25 * T * O);
-    weights_to_u(p, w, U);
+    const Pass s = begin_pass(g);
+    const Plan& p = s.p;
+    weights_to_u(p, w, s.u);
     // dV_ξ [T, C'] = dM_ξ [T, O] · U_ξᵀ
-    const Backend::Gemm gm{.trans_b = true,
-                           .m = T,
-                           .n = CP,
-                           .k = O,
-                           .batch = 25,
-                           .a = dM,
-                           .lda = 25 * O,
-                           .stride_a = O,
-                           .b = U,
-                           .ldb = O,
-                           .stride_b = CP * O,
-                           .c = dV,
-                           .ldc = 25 * CP,
-                           .stride_c = CP};
+    const Backend::Gemm gm = batched(false, true, s.T, s.CP, s.O, s.m, 25 * s.O, s.O, s.u, s.O,
+                                     s.CP * s.O, s.v, 25 * s.CP, s.CP);
     const int64_t in_img = p.c * p.h * p.w;
     const bool have_dm = holds(tl_reuse.dm, dy, g);
     cpu::parallel_for(p.n, 1, [&](int64_t lo, int64_t hi) {
-        if (!have_dm) grads_to_dm(p, dy, lo, hi, dM);
-        gemm_rows(be, gm, lo * tpi, hi * tpi);
+        if (!have_dm) grads_to_dm(p, dy, lo, hi, s.m);
+        gemm_rows(be, gm, lo * s.tpi, hi * s.tpi);
         float* dzp = scratch(1, p.hp * p.wp * p.c);
         for (int64_t n = lo; n < hi; ++n) {
-            input_transform_adjoint(p, dV, n * tpi, dzp);
+            input_transform_adjoint(p, s.v, n * s.tpi, dzp);
             channels_last_to_image(p, dzp, b, dx + n * in_img);
         }
     });
@@ -535,39 +548,24 @@ bool wino_conv2d_input_grad(Backend& be, const ConvGeom& g, const float* dy, con
 bool wino_conv2d_weight_grad(Backend& be, const ConvGeom& g, const float* x, const float* dy,
                              float* dw) {
     if (!winograd_applies(g)) return false;
-    const Plan p = plan_of(g);
-    const int64_t T = p.t_all(), CP = p.cp(), O = p.o;
-    float* dU = scratch(3, 25 * CP * O);
-    float* V = scratch(4, 25 * T * CP);
-    float* dM = scratch(5, 25 * T * O);
+    const Pass s = begin_pass(g);
+    const Plan& p = s.p;
     const bool have_v = holds(tl_reuse.v, x, g), have_dm = holds(tl_reuse.dm, dy, g);
     if (!have_v || !have_dm)
         cpu::parallel_for(p.n, 1, [&](int64_t lo, int64_t hi) {
-            if (!have_v) images_to_v(p, x, lo, hi, V);
-            if (!have_dm) grads_to_dm(p, dy, lo, hi, dM);
+            if (!have_v) images_to_v(p, x, lo, hi, s.v);
+            if (!have_dm) grads_to_dm(p, dy, lo, hi, s.m);
         });
     tl_reuse.v = {x, g};
     tl_reuse.dm = {dy, g};
     // dU_ξ [C', O] = V_ξᵀ · dM_ξ [T, O], rows of dU split over the threads.
-    const Backend::Gemm gm{.trans_a = true,
-                           .m = CP,
-                           .n = O,
-                           .k = T,
-                           .batch = 25,
-                           .a = V,
-                           .lda = 25 * CP,
-                           .stride_a = CP,
-                           .b = dM,
-                           .ldb = 25 * O,
-                           .stride_b = O,
-                           .c = dU,
-                           .ldc = O,
-                           .stride_c = CP * O};
-    cpu::parallel_for(CP, 8, [&](int64_t lo, int64_t hi) { gemm_rows(be, gm, lo, hi); });
-    float* dwt = scratch(0, p.c * 16 * O);
+    const Backend::Gemm gm = batched(true, false, s.CP, s.O, s.T, s.v, 25 * s.CP, s.CP, s.m,
+                                     25 * s.O, s.O, s.u, s.O, s.CP * s.O);
+    cpu::parallel_for(s.CP, 8, [&](int64_t lo, int64_t hi) { gemm_rows(be, gm, lo, hi); });
+    float* dwt = scratch(0, p.c * 16 * s.O);
     cpu::parallel_for(
-        p.c, 4, [&](int64_t lo, int64_t hi) { weight_transform_adjoint(p, dU, lo, hi, dwt); });
-    transpose(dwt, p.c * 16, O, O, dw, p.c * 16);
+        p.c, 4, [&](int64_t lo, int64_t hi) { weight_transform_adjoint(p, s.u, lo, hi, dwt); });
+    transpose(dwt, p.c * 16, s.O, s.O, dw, p.c * 16);
     served().fetch_add(1, std::memory_order_relaxed);
     return true;
 }
