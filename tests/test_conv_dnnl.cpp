@@ -353,6 +353,12 @@ TEST(ConvWinogradRouting, DeclinesOtherGeometries) {
          .stride = s2,
          .padding = p1,
          .dilation = {2, 2}},
+        // The transformed batch would take 14.7M + 3.7M floats of scratch (> 16M, 64 MB).
+        {.name = "huge",
+         .x = {1, 16, 1024, 1024},
+         .w = {16, 16, 4, 4},
+         .stride = s2,
+         .padding = p1},
     };
     for (const Case& c : other) {
         const uint64_t calls = conv::winograd_calls();

@@ -488,7 +488,11 @@ bool winograd_applies(const ConvGeom& g) {
         return false;
     if (g.c % 8 != 0 || g.o % 8 != 0 || g.c < 16 || g.o < 16 || g.n < 1) return false;
     if (g.h < 2 || g.w < 2 || g.ho != (g.h - 2) / 2 + 1 || g.wo != (g.w - 2) / 2 + 1) return false;
-    return true;
+    // V and M of the whole batch live in per-thread scratch (kept between calls): past 64 MB
+    // the geometry goes to oneDNN, which works image by image.
+    constexpr int64_t kMaxScratchFloats = int64_t{16} << 20;
+    const int64_t tiles = g.n * ((g.ho + 3) / 4) * ((g.wo + 3) / 4);
+    return 25 * tiles * (4 * g.c + g.o) <= kMaxScratchFloats;
 }
 
 // Threads: one parallel region per pass over the images (or rows) — each thread transforms its

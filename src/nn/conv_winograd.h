@@ -12,7 +12,8 @@
 //
 // Each function returns false, touching nothing, when the geometry is not one it handles (the
 // caller goes on to oneDNN / im2col): kernel 4x4, stride 2, padding 1, no dilation, one group,
-// both channel counts multiples of 8 and at least 16, AVX2 + FMA present.
+// both channel counts multiples of 8 and at least 16, AVX2 + FMA present, and the batch's
+// transformed input and output within 64 MB.
 #pragma once
 
 #include <cstdint>
