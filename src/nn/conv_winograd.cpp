@@ -499,53 +499,61 @@ bool winograd_applies(const ConvGeom& g) {
 // images, runs its rows of the 25 GEMMs single-threaded and transforms them back — plus one
 // for the weight transform: a few wake-ups per pass, where per-GEMM threading took dozens and,
 // on a busy machine, more time than the GEMMs.
-bool wino_conv2d_forward(Backend& be, const ConvGeom& g, const float* x, const float* w,
-                         const float* b, float* y) {
-    if (!winograd_applies(g)) return false;
+namespace {
+
+// The forward pass (src = x, dst = y) or its adjoint, the input gradient (src = dy, dst = dx):
+// transform src per image, 25 GEMMs with U (transposed for the adjoint), transform back.
+void data_pass(Backend& be, const ConvGeom& g, bool adjoint, const float* src, const float* w,
+               const float* b, float* dst) {
     const Pass s = begin_pass(g);
     const Plan& p = s.p;
     weights_to_u(p, w, s.u);
-    // M_ξ [T, O] = V_ξ [T, C'] · U_ξ [C', O]
-    const Backend::Gemm gm = batched(false, false, s.T, s.O, s.CP, s.v, 25 * s.CP, s.CP, s.u, s.O,
-                                     s.CP * s.O, s.m, 25 * s.O, s.O);
-    const int64_t out_img = p.o * p.ho * p.wo;
-    const bool have_v = holds(tl_reuse.v, x, g);
+    // forward: M_ξ [T, O] = V_ξ [T, C'] · U_ξ [C', O];  adjoint: dV_ξ [T, C'] = dM_ξ · U_ξᵀ
+    const Backend::Gemm gm = adjoint ? batched(false, true, s.T, s.CP, s.O, s.m, 25 * s.O, s.O, s.u,
+                                               s.O, s.CP * s.O, s.v, 25 * s.CP, s.CP)
+                                     : batched(false, false, s.T, s.O, s.CP, s.v, 25 * s.CP, s.CP,
+                                               s.u, s.O, s.CP * s.O, s.m, 25 * s.O, s.O);
+    Held& in = adjoint ? tl_reuse.dm : tl_reuse.v;  // what src's transform goes into
+    const bool have = holds(in, src, g);
+    const int64_t dst_img = adjoint ? p.c * p.h * p.w : p.o * p.ho * p.wo;
     cpu::parallel_for(p.n, 1, [&](int64_t lo, int64_t hi) {
-        if (!have_v) images_to_v(p, x, lo, hi, s.v);
+        if (!have) {
+            if (adjoint)
+                grads_to_dm(p, src, lo, hi, s.m);
+            else
+                images_to_v(p, src, lo, hi, s.v);
+        }
         gemm_rows(be, gm, lo * s.tpi, hi * s.tpi);
-        float* yt = scratch(2, p.ho * p.wo * p.o);
-        for (int64_t n = lo; n < hi; ++n)
-            output_transform(p, s.m, n * s.tpi, b, yt, y + n * out_img);
+        float* work = adjoint ? scratch(1, p.hp * p.wp * p.c) : scratch(2, p.ho * p.wo * p.o);
+        for (int64_t n = lo; n < hi; ++n) {
+            if (adjoint) {
+                input_transform_adjoint(p, s.v, n * s.tpi, work);
+                channels_last_to_image(p, work, b, dst + n * dst_img);
+            } else {
+                output_transform(p, s.m, n * s.tpi, b, work, dst + n * dst_img);
+            }
+        }
     });
-    tl_reuse.v = {x, g};
-    tl_reuse.dm = {};  // slot 5 now holds M
+    // Slot 4 now holds dV (adjoint) or V, slot 5 dM or M: only src's transform is reusable.
+    tl_reuse.v = {};
+    tl_reuse.dm = {};
+    in = {src, g};
     served().fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+bool wino_conv2d_forward(Backend& be, const ConvGeom& g, const float* x, const float* w,
+                         const float* b, float* y) {
+    if (!winograd_applies(g)) return false;
+    data_pass(be, g, false, x, w, b, y);
     return true;
 }
 
 bool wino_conv2d_input_grad(Backend& be, const ConvGeom& g, const float* dy, const float* w,
                             const float* b, float* dx) {
     if (!winograd_applies(g)) return false;
-    const Pass s = begin_pass(g);
-    const Plan& p = s.p;
-    weights_to_u(p, w, s.u);
-    // dV_ξ [T, C'] = dM_ξ [T, O] · U_ξᵀ
-    const Backend::Gemm gm = batched(false, true, s.T, s.CP, s.O, s.m, 25 * s.O, s.O, s.u, s.O,
-                                     s.CP * s.O, s.v, 25 * s.CP, s.CP);
-    const int64_t in_img = p.c * p.h * p.w;
-    const bool have_dm = holds(tl_reuse.dm, dy, g);
-    cpu::parallel_for(p.n, 1, [&](int64_t lo, int64_t hi) {
-        if (!have_dm) grads_to_dm(p, dy, lo, hi, s.m);
-        gemm_rows(be, gm, lo * s.tpi, hi * s.tpi);
-        float* dzp = scratch(1, p.hp * p.wp * p.c);
-        for (int64_t n = lo; n < hi; ++n) {
-            input_transform_adjoint(p, s.v, n * s.tpi, dzp);
-            channels_last_to_image(p, dzp, b, dx + n * in_img);
-        }
-    });
-    tl_reuse.dm = {dy, g};
-    tl_reuse.v = {};  // slot 4 now holds dV
-    served().fetch_add(1, std::memory_order_relaxed);
+    data_pass(be, g, true, dy, w, b, dx);
     return true;
 }
 
