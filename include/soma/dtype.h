@@ -17,7 +17,12 @@ enum class DType : uint8_t { float32, float64, int64, boolean };
 inline constexpr int kNumDTypes = 4;
 
 const char* dtype_name(DType t);  // "float32", ...
-size_t dtype_size(DType t);
+/// Bytes per element (inline: every new tensor and kernel call asks).
+constexpr size_t dtype_size(DType t) {
+    constexpr size_t kSize[] = {4, 8, 8, 1};  // float32, float64, int64, bool
+    static_assert(sizeof(kSize) / sizeof(kSize[0]) == kNumDTypes);
+    return kSize[static_cast<int>(t)];
+}
 inline bool is_floating(DType t) { return t == DType::float32 || t == DType::float64; }
 inline bool is_integral(DType t, bool include_bool = false) {
     return t == DType::int64 || (include_bool && t == DType::boolean);

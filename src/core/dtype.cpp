@@ -14,16 +14,6 @@ const char* dtype_name(DType t) {
     return "?";
 }
 
-size_t dtype_size(DType t) {
-    switch (t) {
-        case DType::float32: return 4;
-        case DType::float64: return 8;
-        case DType::int64: return 8;
-        case DType::boolean: return 1;
-    }
-    return 0;
-}
-
 // Order by category: bool < int64 < float32 < float64 (exactly PyTorch's table for these four).
 DType promote_types(DType a, DType b) {
     auto rank = [](DType t) {

@@ -51,19 +51,25 @@ Storage::~Storage() {
         backend->deallocate(data, nbytes);
 }
 
-std::ostream& operator<<(std::ostream& os, const Shape& s) {
-    os << '[';
-    for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
-    return os << ']';
+std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << shape_str(s); }
+
+namespace {
+// The strides of a contiguous tensor of `shape` into `strides`; returns the element count.
+int64_t contiguous_layout(const Shape& shape, Shape& strides) {
+    strides.resize(shape.size());
+    int64_t numel = 1, acc = 1;
+    for (size_t i = shape.size(); i-- > 0;) {
+        strides[i] = acc;
+        acc *= std::max<int64_t>(shape[i], 1);
+        numel *= shape[i];
+    }
+    return numel;
 }
+}  // namespace
 
 Shape contiguous_strides(const Shape& shape) {
-    Shape s(shape.size());
-    int64_t acc = 1;
-    for (size_t i = shape.size(); i-- > 0;) {
-        s[i] = acc;
-        acc *= std::max<int64_t>(shape[i], 1);
-    }
+    Shape s;
+    contiguous_layout(shape, s);
     return s;
 }
 
@@ -77,24 +83,14 @@ Tensor make_tensor(const Shape& shape, DType dtype, Device device) {
     size_t nd = shape.size();
     SOMA_CHECK_SHAPE(static_cast<int64_t>(nd) <= kMaxDims, "tensor: at most ", kMaxDims,
                      " dims are supported: got shape ", shape);
+    for (int64_t d : shape) SOMA_CHECK_SHAPE(d >= 0, "tensor: negative dimension in shape ", shape);
     auto impl = detail::make_pooled<TensorImpl>();
     impl->shape = shape;
-    impl->strides.resize(nd);
-    // Contiguous strides and numel in one pass (as contiguous_strides and shape_numel).
-    int64_t numel = 1, acc = 1;
-    bool negative = false;
-    for (size_t i = nd; i-- > 0;) {
-        int64_t d = shape[i];
-        negative |= d < 0;
-        impl->strides[i] = acc;
-        acc *= std::max<int64_t>(d, 1);
-        numel *= d;
-    }
-    SOMA_CHECK_SHAPE(!negative, "tensor: negative dimension in shape ", shape);
+    const int64_t numel = contiguous_layout(shape, impl->strides);
     impl->numel = numel;
     impl->dtype = dtype;
-    impl->storage = detail::make_pooled<Storage>(
-        static_cast<size_t>(numel) * TensorImpl::elem_size(dtype), device);
+    impl->storage =
+        detail::make_pooled<Storage>(static_cast<size_t>(numel) * dtype_size(dtype), device);
     return Tensor(std::move(impl));
 }
 

@@ -3,7 +3,6 @@
 
 #include <atomic>
 #include <functional>
-#include <iterator>
 #include <memory>
 #include <vector>
 
@@ -49,13 +48,7 @@ struct TensorImpl {
     std::vector<TensorHook> hooks;  // leaf hooks (non-leaf hooks live on grad_fn)
 
     void* data() const {
-        return static_cast<char*>(storage->data) + offset * static_cast<int64_t>(elem_size(dtype));
-    }
-    /// dtype_size, inline (every kernel call and every new tensor asks).
-    static size_t elem_size(DType t) {
-        constexpr size_t kSize[] = {4, 8, 8, 1};  // float32, float64, int64, bool
-        static_assert(std::size(kSize) == kNumDTypes);
-        return kSize[static_cast<int>(t)];
+        return static_cast<char*>(storage->data) + offset * static_cast<int64_t>(dtype_size(dtype));
     }
 };
 
