@@ -170,6 +170,41 @@ __attribute__((target("avx2,fma"))) void transpose(const float* src, int64_t row
         for (int64_t j = 0; j < cols; ++j) dst[j * ldd + i] = src[i * lds + j];
 }
 
+// Every transform and adjoint below is out = L x Lᵀ on one tile, eight lanes at a time:
+// out[i][j] = Σ_a Σ_b L[i][a] x[a][b] L[j][b] with L one of the constant matrices (or its
+// transpose); unrolled, the zero coefficients fold away.
+template <int R, int C>
+__attribute__((target("avx2,fma"), always_inline)) inline void sandwich(const float (&L)[R][C],
+                                                                        const v8 (&x)[C][C],
+                                                                        v8 (&out)[R][R]) {
+    v8 m[R][C];
+    SOMA_UNROLL for (int i = 0; i < R; ++i) SOMA_UNROLL for (int b = 0; b < C; ++b) {
+        v8 acc = x[0][b] * L[i][0];
+        SOMA_UNROLL for (int a = 1; a < C; ++a) if (L[i][a] != 0.0f) acc += x[a][b] * L[i][a];
+        m[i][b] = acc;
+    }
+    SOMA_UNROLL for (int i = 0; i < R; ++i) SOMA_UNROLL for (int j = 0; j < R; ++j) {
+        v8 acc = m[i][0] * L[j][0];
+        SOMA_UNROLL for (int b = 1; b < C; ++b) if (L[j][b] != 0.0f) acc += m[i][b] * L[j][b];
+        out[i][j] = acc;
+    }
+}
+
+template <int R, int C>
+struct Mat {
+    float v[R][C];
+};
+template <int R, int C>
+constexpr Mat<C, R> transposed(const float (&m)[R][C]) {
+    Mat<C, R> t{};
+    for (int i = 0; i < R; ++i)
+        for (int j = 0; j < C; ++j) t.v[j][i] = m[i][j];
+    return t;
+}
+constexpr Mat<5, 5> kB = transposed(kBT);
+constexpr Mat<2, 5> kGT = transposed(kG);
+constexpr Mat<5, 4> kA = transposed(kAT);
+
 // xp[hp][wp][C] = x (one image, [C][H][W]) shifted by the padding of 1, zeros elsewhere.
 __attribute__((target("avx2,fma"))) void pad_to_channels_last(const Plan& p, const float* x,
                                                               float* xp) {
@@ -193,24 +228,13 @@ __attribute__((target("avx2,fma"))) void input_transform(const Plan& p, const fl
             for (int rs = 0; rs < 4; ++rs) {
                 const int r = rs >> 1, s = rs & 1;
                 for (int64_t cb = 0; cb < C; cb += 8) {
-                    v8 d[5][5], m[5][5];
+                    v8 d[5][5], out[5][5];
                     SOMA_UNROLL for (int u = 0; u < 5; ++u) SOMA_UNROLL for (int v = 0; v < 5;
                                                                              ++v) d[u][v] =
                         load8(xp + ((2 * (4 * ti + u) + r) * p.wp + 2 * (4 * tj + v) + s) * C + cb);
-                    SOMA_UNROLL for (int a = 0; a < 5; ++a)
-                        SOMA_UNROLL for (int v = 0; v < 5; ++v) {
-                        v8 acc = d[0][v] * kBT[a][0];
-                        SOMA_UNROLL for (int u = 1; u < 5; ++u) if (kBT[a][u] != 0.0f) acc +=
-                            d[u][v] * kBT[a][u];
-                        m[a][v] = acc;
-                    }
-                    SOMA_UNROLL for (int a = 0; a < 5; ++a)
-                        SOMA_UNROLL for (int b = 0; b < 5; ++b) {
-                        v8 acc = m[a][0] * kBT[b][0];
-                        SOMA_UNROLL for (int v = 1; v < 5; ++v) if (kBT[b][v] != 0.0f) acc +=
-                            m[a][v] * kBT[b][v];
-                        store8(V + (t * 25 + a * 5 + b) * CP + rs * C + cb, acc);
-                    }
+                    sandwich(kBT, d, out);  // Bᵀ d B
+                    SOMA_UNROLL for (int a = 0; a < 5; ++a) SOMA_UNROLL for (int b = 0; b < 5; ++b)
+                        store8(V + (t * 25 + a * 5 + b) * CP + rs * C + cb, out[a][b]);
                 }
             }
         }
@@ -228,25 +252,15 @@ __attribute__((target("avx2,fma"))) void input_transform_adjoint(const Plan& p, 
             for (int rs = 0; rs < 4; ++rs) {
                 const int r = rs >> 1, s = rs & 1;
                 for (int64_t cb = 0; cb < C; cb += 8) {
-                    v8 e[5][5], m[5][5];
+                    v8 e[5][5], out[5][5];
                     SOMA_UNROLL for (int a = 0; a < 5; ++a) SOMA_UNROLL for (int b = 0; b < 5; ++b)
                         e[a][b] = load8(dV + (t * 25 + a * 5 + b) * CP + rs * C + cb);
-                    // m[u][b] = Σ_a Bᵀ[a][u] e[a][b]
-                    SOMA_UNROLL for (int u = 0; u < 5; ++u)
-                        SOMA_UNROLL for (int b = 0; b < 5; ++b) {
-                        v8 acc = e[0][b] * kBT[0][u];
-                        SOMA_UNROLL for (int a = 1; a < 5; ++a) if (kBT[a][u] != 0.0f) acc +=
-                            e[a][b] * kBT[a][u];
-                        m[u][b] = acc;
-                    }
+                    sandwich(kB.v, e, out);  // B dV Bᵀ
                     SOMA_UNROLL for (int u = 0; u < 5; ++u)
                         SOMA_UNROLL for (int v = 0; v < 5; ++v) {
-                        v8 acc = m[u][0] * kBT[0][v];
-                        SOMA_UNROLL for (int b = 1; b < 5; ++b) if (kBT[b][v] != 0.0f) acc +=
-                            m[u][b] * kBT[b][v];
                         float* q =
                             dzp + ((2 * (4 * ti + u) + r) * p.wp + 2 * (4 * tj + v) + s) * C + cb;
-                        store8(q, load8(q) + acc);
+                        store8(q, load8(q) + out[u][v]);
                     }
                 }
             }
@@ -283,14 +297,12 @@ __attribute__((target("avx2,fma"))) void weight_transform(const Plan& p, const f
         for (int rs = 0; rs < 4; ++rs) {
             const int r = rs >> 1, s = rs & 1;
             for (int64_t ob = 0; ob < O; ob += 8) {
-                v8 k[2][2], m[5][2];
+                v8 k[2][2], out[5][5];
                 SOMA_UNROLL for (int a = 0; a < 2; ++a) SOMA_UNROLL for (int b = 0; b < 2; ++b)
                     k[a][b] = load8(wt + (c * 16 + (2 * a + r) * 4 + 2 * b + s) * O + ob);
-                SOMA_UNROLL for (int a = 0; a < 5; ++a) SOMA_UNROLL for (int b = 0; b < 2; ++b)
-                    m[a][b] = k[0][b] * kG[a][0] + k[1][b] * kG[a][1];
+                sandwich(kG, k, out);  // G w' Gᵀ
                 SOMA_UNROLL for (int a = 0; a < 5; ++a) SOMA_UNROLL for (int b = 0; b < 5; ++b)
-                    store8(U + ((a * 5 + b) * CP + rs * C + c) * O + ob,
-                           m[a][0] * kG[b][0] + m[a][1] * kG[b][1]);
+                    store8(U + ((a * 5 + b) * CP + rs * C + c) * O + ob, out[a][b]);
             }
         }
 }
@@ -304,22 +316,12 @@ __attribute__((target("avx2,fma"))) void weight_transform_adjoint(const Plan& p,
         for (int rs = 0; rs < 4; ++rs) {
             const int r = rs >> 1, s = rs & 1;
             for (int64_t ob = 0; ob < O; ob += 8) {
-                v8 e[5][5], m[2][5];
+                v8 e[5][5], out[2][2];
                 SOMA_UNROLL for (int a = 0; a < 5; ++a) SOMA_UNROLL for (int b = 0; b < 5; ++b)
                     e[a][b] = load8(dU + ((a * 5 + b) * CP + rs * C + c) * O + ob);
-                // m[i][b] = Σ_a G[a][i] e[a][b]
-                SOMA_UNROLL for (int i = 0; i < 2; ++i) SOMA_UNROLL for (int b = 0; b < 5; ++b) {
-                    v8 acc = e[0][b] * kG[0][i];
-                    SOMA_UNROLL for (int a = 1; a < 5; ++a) if (kG[a][i] != 0.0f) acc +=
-                        e[a][b] * kG[a][i];
-                    m[i][b] = acc;
-                }
-                SOMA_UNROLL for (int i = 0; i < 2; ++i) SOMA_UNROLL for (int j = 0; j < 2; ++j) {
-                    v8 acc = m[i][0] * kG[0][j];
-                    SOMA_UNROLL for (int b = 1; b < 5; ++b) if (kG[b][j] != 0.0f) acc +=
-                        m[i][b] * kG[b][j];
-                    store8(dwt + (c * 16 + (2 * i + r) * 4 + 2 * j + s) * O + ob, acc);
-                }
+                sandwich(kGT.v, e, out);  // Gᵀ dU G
+                SOMA_UNROLL for (int i = 0; i < 2; ++i) SOMA_UNROLL for (int j = 0; j < 2; ++j)
+                    store8(dwt + (c * 16 + (2 * i + r) * 4 + 2 * j + s) * O + ob, out[i][j]);
             }
         }
 }
@@ -334,21 +336,13 @@ __attribute__((target("avx2,fma"))) void output_transform(const Plan& p, const f
             const int64_t ni = std::min<int64_t>(4, p.ho - 4 * ti);
             const int64_t nj = std::min<int64_t>(4, p.wo - 4 * tj);
             for (int64_t ob = 0; ob < O; ob += 8) {
-                v8 e[5][5], m[4][5];
+                v8 e[5][5], out[4][4];
                 SOMA_UNROLL for (int a = 0; a < 5; ++a) SOMA_UNROLL for (int bb = 0; bb < 5; ++bb)
                     e[a][bb] = load8(M + (t * 25 + a * 5 + bb) * O + ob);
-                SOMA_UNROLL for (int i = 0; i < 4; ++i) SOMA_UNROLL for (int bb = 0; bb < 5; ++bb) {
-                    v8 acc = e[0][bb] * kAT[i][0];
-                    SOMA_UNROLL for (int a = 1; a < 5; ++a) if (kAT[i][a] != 0.0f) acc +=
-                        e[a][bb] * kAT[i][a];
-                    m[i][bb] = acc;
-                }
+                sandwich(kAT, e, out);  // Aᵀ M A
                 for (int64_t i = 0; i < ni; ++i)
-                    for (int64_t j = 0; j < nj; ++j) {
-                        v8 acc = m[i][0] * kAT[j][0];
-                        for (int bb = 1; bb < 5; ++bb) acc += m[i][bb] * kAT[j][bb];
-                        store8(yt + ((4 * ti + i) * p.wo + 4 * tj + j) * O + ob, acc);
-                    }
+                    for (int64_t j = 0; j < nj; ++j)
+                        store8(yt + ((4 * ti + i) * p.wo + 4 * tj + j) * O + ob, out[i][j]);
             }
         }
     const int64_t plane = p.ho * p.wo;
@@ -369,24 +363,14 @@ __attribute__((target("avx2,fma"))) void output_transform_adjoint(const Plan& p,
             const int64_t ni = std::min<int64_t>(4, p.ho - 4 * ti);
             const int64_t nj = std::min<int64_t>(4, p.wo - 4 * tj);
             for (int64_t ob = 0; ob < O; ob += 8) {
-                v8 e[4][4], m[5][4];
+                v8 e[4][4], out[5][5];
                 SOMA_UNROLL for (int i = 0; i < 4; ++i) SOMA_UNROLL for (int j = 0; j < 4; ++j)
                     e[i][j] = (i < ni && j < nj)
                                   ? load8(dyt + ((4 * ti + i) * p.wo + 4 * tj + j) * O + ob)
                                   : zero;
-                // m[a][j] = Σ_i Aᵀ[i][a] e[i][j]
-                SOMA_UNROLL for (int a = 0; a < 5; ++a) SOMA_UNROLL for (int j = 0; j < 4; ++j) {
-                    v8 acc = e[0][j] * kAT[0][a];
-                    SOMA_UNROLL for (int i = 1; i < 4; ++i) if (kAT[i][a] != 0.0f) acc +=
-                        e[i][j] * kAT[i][a];
-                    m[a][j] = acc;
-                }
-                SOMA_UNROLL for (int a = 0; a < 5; ++a) SOMA_UNROLL for (int bb = 0; bb < 5; ++bb) {
-                    v8 acc = m[a][0] * kAT[0][bb];
-                    SOMA_UNROLL for (int j = 1; j < 4; ++j) if (kAT[j][bb] != 0.0f) acc +=
-                        m[a][j] * kAT[j][bb];
-                    store8(dM + (t * 25 + a * 5 + bb) * O + ob, acc);
-                }
+                sandwich(kA.v, e, out);  // A dY Aᵀ
+                SOMA_UNROLL for (int a = 0; a < 5; ++a) SOMA_UNROLL for (int bb = 0; bb < 5; ++bb)
+                    store8(dM + (t * 25 + a * 5 + bb) * O + ob, out[a][bb]);
             }
         }
 }
