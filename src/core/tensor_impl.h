@@ -12,6 +12,20 @@ namespace soma {
 
 class Backend;
 
+struct Node;
+
+/// Set by `embedding` on the storage it fills: the storage holds the rows table[index] (index
+/// int64 1-D), as of the versions below. linear() reads it to fold an embedding into the layer
+/// after it (see nn/functional_conv.cpp, linear_gathered): with fewer table rows than looked-up
+/// rows, table · Wᵀ is computed once and gathered.
+struct GatherSource {
+    Tensor table;              // the embedding weight
+    Tensor index;              // [rows], int64
+    int64_t padding_idx = -1;  // negative: none
+    uint64_t table_version = 0, index_version = 0, rows_version = 0;
+    std::weak_ptr<Node> node;  // the embedding's autograd node (empty when not recorded)
+};
+
 /// A block of device memory. The version counter lives here so that every view of the same
 /// memory sees in-place changes.
 struct Storage {
@@ -20,6 +34,7 @@ struct Storage {
     Device device;
     Backend* backend = nullptr;
     uint64_t version = 0;
+    std::shared_ptr<const GatherSource> gathered;  // embedding rows only
     Storage(size_t n, Device d);
     ~Storage();
     Storage(const Storage&) = delete;

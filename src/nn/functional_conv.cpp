@@ -9,11 +9,21 @@
 // conv1d is conv2d on [N, C, 1, L]; unbatched inputs get a leading 1.
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cstdlib>
+#include <string_view>
 
+#include "autograd/node.h"
 #include "nn/conv_kernels.h"
 #include "nn/conv_winograd.h"
+#include "nn/embedding_fold.h"
 #include "ops/op_util.h"
 #include "soma/nn/functional.h"
+
+namespace soma {
+// Differentiable out-of-place index_add (src/ops/shape.cpp).
+Tensor index_add(const Tensor& base, int64_t dim, const Tensor& index, const Tensor& src);
+}  // namespace soma
 
 namespace soma::nn::functional {
 namespace {
@@ -256,6 +266,85 @@ bool as_operand(const Tensor& t, Operand& op) {
     return false;
 }
 
+std::atomic<bool>& fold_flag() {
+    static std::atomic<bool> on{[] {
+        const char* e = std::getenv("SOMA_EMBEDDING_FOLD");
+        return !(e && std::string_view(e) == "0");
+    }()};
+    return on;
+}
+std::atomic<uint64_t> g_fold_calls{0};
+
+// The embedding fold: linear() of rows that `embedding` gathered, x = table[index]:
+//   y = x Wᵀ + b = (table Wᵀ + b)[index]       one [V, in] x [in, out] GEMM, then a row gather
+//   S = index_add(zeros [V, out], index, dy)    the gradient rows summed per table row
+//   dtable = S W (row padding_idx zero);  dW = Sᵀ table;  db = Σ_rows S
+// With V table rows and m looked-up rows this divides the forward GEMM and both backward GEMMs
+// (dx W, dyᵀ x) by m / V: a character LSTM's input projection (96 symbols, 2,048 rows a batch)
+// becomes a 96-row GEMM. The values are those of the direct path up to summation order.
+// Taken only when m >= 4 V; when x holds what the embedding wrote (its storage, the table and
+// the index at the versions of the gather); when x is whole rows of it (last stride 1, every
+// other stride and the offset multiples of the row length); and when x's gradient would flow
+// to the table alone: x is the embedding's output itself with no hook and no retain_grad, or x
+// needs no gradient (then the table gets none from here either). Else, or with
+// SOMA_EMBEDDING_FOLD=0, the direct path. Returns an undefined tensor when not taken.
+Tensor linear_gathered(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t m) {
+    const Storage& st = *x.impl()->storage;
+    const GatherSource* gs = st.gathered.get();
+    if (!gs || !fold_flag() || st.version != gs->rows_version) return {};
+    const Tensor& table = gs->table;
+    const Tensor& index = gs->index;
+    if (table.version() != gs->table_version || index.version() != gs->index_version ||
+        table.dtype() != x.dtype() || index.dim() != 1 || index.stride(0) != 1)
+        return {};
+    const int64_t V = table.size(0), K = table.size(1), out = weight.size(0);
+    if (K == 0 || x.size(-1) != K || m < 4 * V || x.stride(-1) != 1 || x.storage_offset() % K != 0)
+        return {};
+    // Row r of x is row (offset + Σ_d i_d stride_d) / K of the gather.
+    Shape rows_shape(x.shape().begin(), x.shape().end() - 1), rows_strides;
+    for (int64_t d = 0; d + 1 < x.dim(); ++d) {
+        if (x.size(d) > 1 && x.stride(d) % K != 0) return {};
+        rows_strides.push_back(x.stride(d) / K);
+    }
+    const bool grad_path = is_grad_enabled() && x.requires_grad();
+    if (grad_path) {
+        const std::shared_ptr<Node>& fn = x.impl()->grad_fn;
+        if (!fn || fn != gs->node.lock() || x.impl()->retains_grad || !fn->pre_hooks.empty())
+            return {};
+    }
+    Tensor idx =
+        make_view(index, rows_shape, rows_strides, index.storage_offset() + x.storage_offset() / K);
+    idx = idx.is_contiguous() ? idx.reshape({m}) : idx.contiguous().reshape({m});
+    // The table's rows feed the gradient only along x's own path.
+    const Tensor tin = grad_path ? table : table.detach();
+    Tensor p;
+    {
+        NoGradGuard ng;
+        p = linear(table.detach(), weight.detach(), bias.defined() ? bias.detach() : Tensor());
+    }
+    Tensor y2 = make_tensor({m, out}, x.dtype(), x.device());
+    backend(p).index_select(p, 0, idx, y2);
+    ++g_fold_calls;
+    Shape os = x.shape();
+    os.back() = out;
+    Tensor y = make_view(y2, os, contiguous_strides(os), 0);
+    const bool nt = wants_grad(tin), nw = wants_grad(weight), nb = wants_grad(bias);
+    const int64_t pad = gs->padding_idx;
+    return record(
+        "linear", y, {tin, weight, bias},
+        [tin, weight, idx, V, m, out, pad, nt, nw, nb](const Tensor& dy) {
+            Tensor s = index_add(zeros({V, out}, {.dtype = dy.dtype(), .device = dy.device()}), 0,
+                                 idx, dy.reshape({m, out}));
+            Tensor dt;
+            if (nt) {
+                Tensor sp = pad >= 0 ? masked_fill(s, eq(arange(V), pad).unsqueeze(1), 0) : s;
+                dt = linear(sp, weight.t());
+            }
+            return Grads{dt, nw ? linear(s.t(), tin.t()) : Tensor(), nb ? s.sum({0}) : Tensor()};
+        },
+        {tin, weight, idx});
+}
+
 }  // namespace
 
 // linear: y = x Wᵀ + b;  dx = dy W;  dW = dyᵀ x;  db = Σ_rows dy
@@ -289,6 +378,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     }
     const int64_t m =
         in ? x.numel() / in : shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
+    if (x.impl()->storage->gathered)
+        if (Tensor y = linear_gathered(x, weight, bias, m); y.defined()) return y;
     Shape out_shape = x.shape();
     out_shape.back() = out;
     Tensor y = make_tensor(out_shape, x.dtype(), x.device());
@@ -383,3 +474,9 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias,
 }
 
 }  // namespace soma::nn::functional
+
+namespace soma::nn::detail {
+void set_embedding_fold(bool on) { functional::fold_flag() = on; }
+bool embedding_fold() { return functional::fold_flag(); }
+uint64_t embedding_fold_calls() { return functional::g_fold_calls; }
+}  // namespace soma::nn::detail

@@ -413,15 +413,28 @@ Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_id
     Shape os = indices.shape();
     os.push_back(dm);
     Tensor out = make_view(rows, os, contiguous_strides(os), 0);
-    return record(op, out, {weight},
-                  [v, dm, flat, padding_idx](const Tensor& g) {
-                      Tensor g2 = g.reshape({-1, dm});
-                      if (padding_idx >= 0)
-                          g2 = masked_fill(g2, eq(flat, padding_idx).unsqueeze(1), 0);
-                      return Grads{index_add(
-                          zeros({v, dm}, {.dtype = g.dtype(), .device = g.device()}), 0, flat, g2)};
-                  },
-                  {flat});
+    out = record(op, out, {weight},
+                 [v, dm, flat, padding_idx](const Tensor& g) {
+                     Tensor g2 = g.reshape({-1, dm});
+                     if (padding_idx >= 0)
+                         g2 = masked_fill(g2, eq(flat, padding_idx).unsqueeze(1), 0);
+                     return Grads{index_add(
+                         zeros({v, dm}, {.dtype = g.dtype(), .device = g.device()}), 0, flat, g2)};
+                 },
+                 {flat});
+    // What the rows are, for linear()'s embedding fold (core/tensor_impl.h, GatherSource).
+    if (is_floating(weight.dtype()) && flat.numel() > 0) {
+        auto gs = std::make_shared<GatherSource>();
+        gs->table = weight;
+        gs->index = flat;
+        gs->padding_idx = padding_idx;
+        gs->table_version = weight.impl()->storage->version;
+        gs->index_version = flat.impl()->storage->version;
+        gs->rows_version = rows.impl()->storage->version;
+        gs->node = out.impl()->grad_fn;
+        rows.impl()->storage->gathered = std::move(gs);
+    }
+    return out;
 }
 
 // one_hot: y[..., c] = (indices[...] == c), int64; no gradient.
