@@ -140,6 +140,22 @@ std::vector<double> naive_mm(const Tensor& a, const Tensor& b) {
 
 // ---- mean / prod ---------------------------------------------------------------------------
 
+TEST(ReduceLinalgReduce, ColumnSumsEqualRowSumsBitForBit) {
+    // A sum over a dim whose kept elements are adjacent in memory takes the column-sum kernel;
+    // the same data laid out the other way takes the per-element loop. Both add in double in
+    // row order, so the results are identical, for blocks past 512 columns, leading kept dims
+    // and broadcast (stride 0) rows.
+    for (DType dt : {DType::float32, DType::float64}) {
+        Tensor x = soma::randn({37, 515}, {.dtype = dt}) * 100.0;
+        EXPECT_TRUE(soma::equal(x.sum({0}), x.t().contiguous().sum({1})));
+        Tensor y = soma::randn({3, 5, 7}, {.dtype = dt});
+        EXPECT_TRUE(soma::equal(y.sum({1}), y.transpose(1, 2).contiguous().sum({2})));
+        Tensor e = soma::randn({1, 9}, {.dtype = dt}).expand({6, 9});
+        EXPECT_TRUE(soma::equal(e.sum({0}), e.t().contiguous().sum({1})));
+        EXPECT_TRUE(soma::allclose(e.sum({0}), e[0] * 6.0, 1e-6, 1e-6));
+    }
+}
+
 TEST(ReduceLinalgReduce, MeanShapesAndValues) {
     Tensor x = f64({{0, 1, 2}, {3, 4, 5}});
     EXPECT_EQ(soma::mean(x).shape(), Shape{});

@@ -404,9 +404,13 @@ class CpuBackend final : public Backend {
                       : static_cast<T>(value.is_floating() ? static_cast<int64_t>(value.to_double())
                                                            : value.to_int());
             if constexpr (std::is_same_v<T, bool>) v = value.to_double() != 0;
+            if (dst.is_contiguous()) {  // one vectorised pass (zeros() of gradients)
+                std::fill_n(static_cast<T*>(dst.raw_data()), dst.numel(), v);
+                return;
+            }
             StridedLoop<1> loop(dst.shape(), {&dst.strides()}, {es(dst)});
             loop.run(ptrs(dst),
-                     [&](std::array<char*, 1> p, int64_t n, const std::array<int64_t, 1>& s) {
+                     [v](std::array<char*, 1> p, int64_t n, const std::array<int64_t, 1>& s) {
                          for (int64_t i = 0; i < n; ++i) *reinterpret_cast<T*>(p[0] + i * s[0]) = v;
                      });
         });
@@ -482,6 +486,30 @@ class CpuBackend final : public Backend {
             using Acc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
             const char* xb = static_cast<const char*>(x.raw_data());
             int64_t esz = sizeof(T);
+            // Column sums: one reduced dim, the kept elements next to each other in memory (the
+            // bias gradient Σ_rows dy). Rows are added into one double accumulator per kept
+            // element: the same additions in the same order as the loop below, vectorised.
+            if constexpr (std::is_floating_point_v<T>) {
+                if (op == ReduceOp::sum && nreduce == 1 && !outer_shape.empty() &&
+                    outer_strides.back() == 1 && outer_shape.back() > 1) {
+                    const int64_t C = outer_shape.back();
+                    const Shape pre_shape(outer_shape.begin(), outer_shape.end() - 1),
+                        pre_strides(outer_strides.begin(), outer_strides.end() - 1);
+                    std::vector<double> acc(static_cast<size_t>(C));
+                    int64_t o = 0;
+                    for_each_index(
+                        pre_shape.empty() ? Shape{1} : pre_shape,
+                        [&](const std::vector<int64_t>& idx) {
+                            const T* base = reinterpret_cast<const T*>(xb) +
+                                            (pre_shape.empty() ? 0 : offset_of(idx, pre_strides));
+                            column_sums(base, inner_shape[0], inner_strides[0], C, acc.data());
+                            for (int64_t c = 0; c < C; ++c)
+                                store<T>(out, o + c, acc[static_cast<size_t>(c)]);
+                            o += C;
+                        });
+                    return;
+                }
+            }
             // Inner offsets once (the reduced dims are usually small or contiguous).
             std::vector<int64_t> inner_off;
             inner_off.reserve(n_inner);
@@ -867,6 +895,21 @@ class CpuBackend final : public Backend {
             for (int64_t col = 0; col < g.n; ++col)
                 c[r * g.ldc + col] = beta == 0 ? T(0) : beta * c[r * g.ldc + col];
     }
+    // acc[c] = Σ_r x[r * rs + c], c < C, rows in order; column blocks keep acc in L1.
+    template <typename T>
+    static void column_sums(const T* __restrict x, int64_t rows, int64_t rs, int64_t C,
+                            double* __restrict acc) {
+        constexpr int64_t kBlock = 512;
+        for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
+            const int64_t c1 = std::min(C, c0 + kBlock);
+            for (int64_t c = c0; c < c1; ++c) acc[c] = 0.0;
+            for (int64_t r = 0; r < rows; ++r) {
+                const T* row = x + r * rs;
+                for (int64_t c = c0; c < c1; ++c) acc[c] += static_cast<double>(row[c]);
+            }
+        }
+    }
+
     template <class T, class Acc>
     static void store(const Tensor& out, int64_t o, Acc v) {
         if constexpr (std::is_same_v<T, bool>)
