@@ -410,7 +410,11 @@ def render_markdown(meta, results, micro, errors, threads):
              f"({meta['peak_basis']}, × threads) assumes 4 GHz. Without a measured peak the "
              f"nominal one is used. Convolutions count the direct method's FLOPs on both sides: "
              f"Soma computes the GAN's 4×4 stride-2 convolutions by Winograd F(4×4, 2×2) with "
-             f"1.96× fewer multiply-adds, so its GAN share is an effective rate.")
+             f"1.96× fewer multiply-adds, so its GAN share is an effective rate. Likewise the LSTM "
+             f"counts the full input projection on both sides (Embedding then a [2048, 128] x "
+             f"[128, 1024] GEMM, its input and weight gradients); Soma folds the embedding into it "
+             f"(a 96-row table GEMM and a gather, SOMA_EMBEDDING_FOLD=0 turns it off), so its "
+             f"LSTM share is an effective rate too.")
     L.append("")
     L.append("| workload | threads | Soma | PyTorch | PyTorch setting | Soma/PyTorch | "
              "Soma GFLOP/s (% peak) | PyTorch GFLOP/s (% peak) | Soma peak RSS MB | "

@@ -24,6 +24,10 @@
 #include "soma/parallel.h"
 #include "soma/random.h"
 
+namespace soma::nn::detail {  // internal (src/nn/embedding_fold.h): reported in the LSTM's JSON
+bool embedding_fold();
+}  // namespace soma::nn::detail
+
 namespace soma::app {
 
 namespace {
@@ -250,6 +254,7 @@ Json bench_lstm(const std::string& name, int threads, double seconds) {
     j["step_ms_median"] = round_to(median(t.per_iter_s) * 1e3, 4);
     j["steps"] = t.iters;
     j["loss"] = round_to(last_loss, 4);
+    j["embedding_fold"] = nn::detail::embedding_fold();  // the input projection as a table GEMM
     return j;
 }
 
