@@ -10,6 +10,7 @@
 #include "soma/gradcheck.h"
 #include "soma/nn/functional.h"
 #include "soma/nn/rnn.h"
+#include "soma/parallel.h"
 #include "soma/soma.h"
 
 namespace soma::nn::detail {  // internal (src/nn/embedding_fold.h)
@@ -196,6 +197,27 @@ TEST_F(Fold, LeftToTheDirectPath) {
         EXPECT_FALSE(E.grad().defined() && E.grad().abs().sum().item<double>() != 0.0);
         EXPECT_TRUE(allclose(W.grad(), direct[2], 1e-12, 1e-12));
     }
+}
+
+TEST(FoldThreads, GatherAndRowSumsSameBitsOnOneTwoAndThreeThreads) {
+    // The gather (index_select) and the per-table-row sums (index_add) that the fold and the
+    // embedding's backward run split over the threads when large; the bits must not change.
+    manual_seed(5);
+    Tensor E = randn({20, 256}).requires_grad_();
+    Tensor idx = randint(0, 20, {40, 16});
+    const int saved = get_num_threads();
+    std::vector<std::vector<Tensor>> runs;
+    for (int t : {1, 2, 3}) {
+        set_num_threads(t);
+        E.set_grad(Tensor());
+        Tensor y = embedding(E, idx);
+        (y * y).sum().backward();
+        runs.push_back({y.detach(), E.grad()});
+    }
+    set_num_threads(saved);
+    for (size_t r = 1; r < runs.size(); ++r)
+        for (size_t i = 0; i < runs[0].size(); ++i)
+            EXPECT_TRUE(equal(runs[0][i], runs[r][i])) << r << " " << i;
 }
 
 TEST(FoldLstm, EmbeddingThenLstmMatchesTheDirectPath) {

@@ -731,10 +731,15 @@ class CpuBackend final : public Backend {
             for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= x.size(d);
             const int64_t n = out.dim() ? out.size(dim) : 1, xn = x.dim() ? x.size(dim) : 1;
             const size_t bytes = static_cast<size_t>(inner * esz);
-            for (int64_t o = 0; o < outer; ++o)
-                for (int64_t j = 0; j < n; ++j)
+            // Rows split over the threads (disjoint outputs) in chunks of about 64 KB.
+            const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, inner * esz));
+            parallel_for(outer * n, grain, [&](int64_t lo, int64_t hi) {
+                for (int64_t q = lo; q < hi; ++q) {
+                    const int64_t o = q / n, j = q % n;
                     std::memcpy(ob + ((o * n + j) * inner) * esz,
                                 xb + ((o * xn + idx[j * istride]) * inner) * esz, bytes);
+                }
+            });
             return;
         }
         for_each_index(out.shape(), [&](const std::vector<int64_t>& i) {
@@ -763,17 +768,25 @@ class CpuBackend final : public Backend {
                 for (int64_t d = dim + 1; d < out.dim(); ++d) inner *= out.size(d);
                 const int64_t n = src.dim() ? src.size(dim) : 1;
                 const int64_t on = out.dim() ? out.size(dim) : 1;
-                for (int64_t o = 0; o < outer; ++o)
-                    for (int64_t j = 0; j < n; ++j) {
-                        T* dst = ob + (o * on + idx[j * istride]) * inner;
-                        const T* sr = sb + (o * n + j) * inner;
-                        for (int64_t k = 0; k < inner; ++k) {
-                            if constexpr (std::is_same_v<T, bool>)
-                                dst[k] = dst[k] || sr[k];
-                            else
-                                dst[k] += sr[k];
+                // Long rows are split by columns over the threads: every element still gets
+                // its rows in index order, so the sums do not depend on the thread count.
+                auto cols = [&](int64_t k0, int64_t k1) {
+                    for (int64_t o = 0; o < outer; ++o)
+                        for (int64_t j = 0; j < n; ++j) {
+                            T* dst = ob + (o * on + idx[j * istride]) * inner;
+                            const T* sr = sb + (o * n + j) * inner;
+                            for (int64_t k = k0; k < k1; ++k) {
+                                if constexpr (std::is_same_v<T, bool>)
+                                    dst[k] = dst[k] || sr[k];
+                                else
+                                    dst[k] += sr[k];
+                            }
                         }
-                    }
+                };
+                if (outer * n * inner >= (int64_t{1} << 16) && inner >= 128)
+                    parallel_for(inner, 64, cols);
+                else
+                    cols(0, inner);
                 return;
             }
             for_each_index(src.shape(), [&](const std::vector<int64_t>& i) {
