@@ -287,7 +287,9 @@ std::atomic<uint64_t> g_fold_calls{0};
 // other stride and the offset multiples of the row length); and when x's gradient would flow
 // to the table alone: x is the embedding's output itself with no hook and no retain_grad, or x
 // needs no gradient (then the table gets none from here either). Else, or with
-// SOMA_EMBEDDING_FOLD=0, the direct path. Returns an undefined tensor when not taken.
+// SOMA_EMBEDDING_FOLD=0, the direct path. Returns an undefined tensor when not taken. Writes
+// through data_ptr() that do not bump the version defeat the checks, as they defeat autograd's
+// saved-tensor checks.
 Tensor linear_gathered(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t m) {
     const Storage& st = *x.impl()->storage;
     const GatherSource* gs = st.gathered.get();
