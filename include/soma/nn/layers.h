@@ -166,6 +166,10 @@ struct EmbeddingOptions {
     int64_t num = 0, dim = 0;
     std::optional<int64_t> padding_idx = std::nullopt;
 };
+/// y[..., :] = weight[indices[...], :]. When the rows go straight into a Linear or an RNN layer
+/// and the table has at most a quarter as many rows as were looked up (a character model), that
+/// layer computes (weight Wᵀ + b)[indices] instead of the full product, with the same values up
+/// to summation order (SOMA_EMBEDDING_FOLD=0 turns this off).
 class Embedding : public Module {
   public:
     explicit Embedding(EmbeddingOptions o);
