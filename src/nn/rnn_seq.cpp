@@ -542,36 +542,9 @@ void lstm_backward_fused(const Saved& s, const float* gy, float* dgx, std::vecto
     }
 }
 
-#if defined(SOMA_RNN_X86)
-// acc[j] += Σ_r m[r * n + j] in double (the bias gradients), four columns per AVX2 vector; the
-// same sums in the same order as the scalar loop in backward_loop.
-__attribute__((target("avx2"))) void colsum_avx2(const float* m, int64_t rows, int64_t n,
-                                                 double* acc) {
-    int64_t j = 0;
-    for (; j + 16 <= n; j += 16) {
-        __m256d a0 = _mm256_loadu_pd(acc + j), a1 = _mm256_loadu_pd(acc + j + 4),
-                a2 = _mm256_loadu_pd(acc + j + 8), a3 = _mm256_loadu_pd(acc + j + 12);
-        for (int64_t r = 0; r < rows; ++r) {
-            const float* row = m + r * n + j;
-            a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_loadu_ps(row)));
-            a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_loadu_ps(row + 4)));
-            a2 = _mm256_add_pd(a2, _mm256_cvtps_pd(_mm_loadu_ps(row + 8)));
-            a3 = _mm256_add_pd(a3, _mm256_cvtps_pd(_mm_loadu_ps(row + 12)));
-        }
-        _mm256_storeu_pd(acc + j, a0);
-        _mm256_storeu_pd(acc + j + 4, a1);
-        _mm256_storeu_pd(acc + j + 8, a2);
-        _mm256_storeu_pd(acc + j + 12, a3);
-    }
-    for (int64_t r = 0; r < rows; ++r)
-        for (int64_t jj = j; jj < n; ++jj) acc[jj] += m[r * n + jj];
-}
-#endif
-
-// Fills dgx [T, B, G*H], dgh (GRU only, else aliases dgx), dh0, dc0, dW [G*H, H], db [G*H].
+// Fills dgx [T, B, G*H], dgh (GRU only, else aliases dgx), dh0, dc0, dW [G*H, H].
 template <class T>
-void backward_loop(const Saved& s, const T* gy, T* dgx, T* dgh, T* dh0, T* dc0, T* dw, T* db,
-                   T* dbi) {
+void backward_loop(const Saved& s, const T* gy, T* dgx, T* dgh, T* dh0, T* dc0, T* dw) {
     const int64_t Tn = s.T, B = s.B, H = s.H, GH = s.G * H;
     const bool lstm = s.mode == RNNMode::lstm, gru = s.mode == RNNMode::gru;
     const int64_t A = s.acts.size(2);
@@ -673,30 +646,8 @@ void backward_loop(const Saved& s, const T* gy, T* dgx, T* dgh, T* dh0, T* dc0, 
     }
     std::memcpy(dh0, dh.data(), sizeof(T) * dh.size());
     if (lstm) std::memcpy(dc0, dc.data(), sizeof(T) * dc.size());
-    // dW_hh = dgh^T [G*H, T*B] x h_prev [T*B, H]; db_hh = column sums of dgh.
+    // dW_hh = dgh^T [G*H, T*B] x h_prev [T*B, H].
     gemm<T>(true, false, GH, H, Tn * B, dgh, GH, hp_all, H, dw, H, 0.0);
-    auto colsum = [&](const T* m, T* out) {
-        std::vector<double> acc(static_cast<size_t>(GH), 0.0);
-#if defined(SOMA_RNN_X86)
-        if constexpr (std::is_same_v<T, float>)
-            if (fast) {
-                colsum_avx2(m, Tn * B, GH, acc.data());
-                for (int64_t j = 0; j < GH; ++j)
-                    out[j] = static_cast<T>(acc[static_cast<size_t>(j)]);
-                return;
-            }
-#endif
-        for (int64_t r = 0; r < Tn * B; ++r)
-            for (int64_t j = 0; j < GH; ++j) acc[static_cast<size_t>(j)] += m[r * GH + j];
-        for (int64_t j = 0; j < GH; ++j) out[j] = static_cast<T>(acc[static_cast<size_t>(j)]);
-    };
-    if (db) colsum(dgh, db);
-    if (dbi) {
-        if (db && dgh == dgx)
-            std::memcpy(dbi, db, sizeof(T) * static_cast<size_t>(GH));
-        else
-            colsum(dgx, dbi);
-    }
 }
 
 int64_t gates(RNNMode m) { return m == RNNMode::lstm ? 4 : m == RNNMode::gru ? 3 : 1; }
@@ -786,17 +737,22 @@ RNNOutput rnn_sequence(RNNMode mode, const Tensor& gx_in, const Tensor& w_hh_in,
             Tensor dh0 = make_tensor({s.B, s.H}, dt, dev);
             Tensor dc0 = lstm ? make_tensor({s.B, s.H}, dt, dev) : Tensor();
             Tensor dw = make_tensor({GH, s.H}, dt, dev);
-            Tensor db = has_bhh ? make_tensor({GH}, dt, dev) : Tensor();
-            Tensor dbi = has_bih ? make_tensor({GH}, dt, dev) : Tensor();
             auto run = [&]<class T>(T*) {
                 auto ptr = [](const Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; };
                 backward_loop<T>(s, g.data_ptr<T>(), ptr(dgx), ptr(dgh), ptr(dh0), ptr(dc0),
-                                 ptr(dw), ptr(db), ptr(dbi));
+                                 ptr(dw));
             };
             if (dt == DType::float64)
                 run(static_cast<double*>(nullptr));
             else
                 run(static_cast<float*>(nullptr));
+            // d[b_hh] = Σ_{t,b} dgh, d[b_ih] = Σ_{t,b} dgx (the same sum for LSTM and RNN):
+            // column sums in double, rows in order (Backend::reduce).
+            Tensor db = has_bhh ? dgh.reshape({s.T * s.B, GH}).sum({0}) : Tensor();
+            Tensor dbi;
+            if (has_bih)
+                dbi = has_bhh && s.mode != RNNMode::gru ? db.clone()
+                                                        : dgx.reshape({s.T * s.B, GH}).sum({0});
             return {dgx, dh0, dc0, dw, db, dbi};
         },
         {w_hh_in});
